@@ -1,0 +1,77 @@
+"""Typed settings from the environment (pydantic-settings).
+
+A missing or malformed setting stops the app at start with one message that names every
+variable at fault, instead of failing later at the first request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable app; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    # Slack
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr
+    slack_app_token: SecretStr | None = None  # set: Socket Mode; unset: HTTP on $PORT
+    slack_api_url: str | None = None  # e.g. a local fake Slack in tests
+    port: int = Field(default=3000, ge=1, le=65535)
+
+    # Alibaba Cloud IoT Platform (credentials come from Alibaba's default chain)
+    alibaba_cloud_region_id: str = "cn-shanghai"
+    iot_endpoint: str | None = None
+    iot_instance_id: str | None = None
+    iot_signature: Literal["v3", "v2"] = "v3"
+    iot_qps: int = Field(default=10, ge=1, le=1000)
+    iot_cache_seconds: float = Field(default=5.0, ge=0)
+    iot_timeout_seconds: float = Field(default=10.0, gt=0)
+    iot_retry_seconds: float = Field(default=20.0, ge=0)
+
+    # The app
+    otajob_demo: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @property
+    def iot_base_url(self) -> str:
+        return self.iot_endpoint or f"https://iot.{self.alibaba_cloud_region_id}.aliyuncs.com"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``environ`` (default: the process environment)."""
+    try:
+        if environ is None:
+            return Settings()
+        lowered = {k.lower(): v for k, v in environ.items() if v != ""}
+        return Settings.model_validate(
+            {k: v for k, v in lowered.items() if k in Settings.model_fields}
+        )
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    missing, invalid = [], []
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else "?"
+        if error["type"] == "missing":
+            missing.append(name)
+        else:
+            # The input is left out on purpose: it may be a token.
+            invalid.append(f"{name}: {error['msg']}")
+    lines = []
+    if missing:
+        lines.append("Missing settings: " + ", ".join(missing) + ".")
+    if invalid:
+        lines.append("Invalid settings: " + "; ".join(invalid) + ".")
+    lines.append("Set them in the environment; the README's Settings table explains each one.")
+    return " ".join(lines)

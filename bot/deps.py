@@ -1,0 +1,15 @@
+"""What the Slack handlers need, built once by the composition root and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .iot.service import OtaService
+from .render import Renderer
+
+
+@dataclass(frozen=True)
+class Deps:
+    service: OtaService
+    renderer: Renderer
+    demo: bool = False  # every message says it shows demo data

@@ -1,0 +1,130 @@
+"""Typed views of the OTA API's response data.
+
+Every field is optional: the API omits many of them depending on the batch's mode, and a
+missing field must never break a card. Unknown fields are kept (``extras``) so a field
+Alibaba adds later is still shown rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_pascal
+
+# The SDK and the English doc spell the verification type VERFIY_FIRMWARE; the Chinese doc
+# spells it VERIFY_FIRMWARE. Both mean the same thing.
+VERIFY_JOB_TYPES = frozenset({"VERFIY_FIRMWARE", "VERIFY_FIRMWARE"})
+JOB_STATUSES = ("PLANNED", "IN_PROGRESS", "COMPLETED", "CANCELED")
+FINISHED_STATUSES = frozenset({"COMPLETED", "CANCELED"})
+
+
+class Tag(BaseModel):
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True)
+
+    key: str | None = None
+    value: str | None = None
+
+
+def _unwrap(value: Any, inner: str) -> Any:
+    """``{"SrcVersion": [...]}`` -> ``[...]``; null or absent -> ``[]``."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        value = value.get(inner) or []
+    if not isinstance(value, list):
+        value = [value]
+    return value
+
+
+class OtaJob(BaseModel):
+    """QueryOTAJob's ``Data``, field names as the API spells them (PascalCase aliases)."""
+
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow")
+
+    job_id: str | None = None
+    job_status: str | None = None
+    job_type: str | None = None
+    job_desc: str | None = None
+    name: str | None = None
+    firmware_id: str | None = None
+    product_key: str | None = None
+    src_versions: list[str] = Field(default_factory=list)
+    dest_version: str | None = None
+    selection_type: str | None = None
+    target_selection: str | None = None
+    gray_percent: str | None = None
+    dynamic_mode: int | None = None
+    group_id: str | None = None
+    group_name: str | None = None
+    download_protocol: str | None = None
+    multi_module_mode: bool | None = None
+    need_confirm: bool | None = None
+    need_push: bool | None = None
+    overwrite_mode: int | None = None
+    maximum_per_minute: int | None = None
+    retry_count: int | None = None
+    retry_interval: int | None = None
+    timeout_in_minutes: int | None = None
+    tags: list[Tag] = Field(default_factory=list)
+    utc_create: datetime | None = None
+    utc_modified: datetime | None = None
+    utc_start_time: datetime | None = None
+    utc_end_time: datetime | None = None
+    utc_schedule_time: datetime | None = None
+    utc_schedule_finish_time: datetime | None = None
+
+    @field_validator("src_versions", mode="before")
+    @classmethod
+    def _flatten_src_versions(cls, value: Any) -> list[str]:
+        return [str(v) for v in _unwrap(value, "SrcVersion") if v is not None]
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _flatten_tags(cls, value: Any) -> list[Any]:
+        return [t for t in _unwrap(value, "OtaTagDTO") if isinstance(t, dict)]
+
+    @field_validator("gray_percent", mode="before")
+    @classmethod
+    def _percent_as_text(cls, value: Any) -> Any:
+        return None if value is None else str(value)
+
+    @field_validator(
+        "utc_create",
+        "utc_modified",
+        "utc_start_time",
+        "utc_end_time",
+        "utc_schedule_time",
+        "utc_schedule_finish_time",
+        "job_desc",
+        "group_id",
+        "group_name",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_absent(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def is_verify(self) -> bool:
+        return self.job_type in VERIFY_JOB_TYPES
+
+    @property
+    def is_finished(self) -> bool:
+        return self.job_status in FINISHED_STATUSES
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """Fields the API returned that this model does not know yet."""
+        return dict(self.model_extra or {})
+
+
+class JobResult(BaseModel):
+    """A job with the RequestId of the call that read it and when it was read, so a cached
+    answer never passes for a fresh one."""
+
+    job: OtaJob
+    request_id: str | None = None
+    fetched_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    raw: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,197 @@
+"""Jinja templates -> Block Kit messages, safe by construction.
+
+Templates under ``templates/`` write JSON. Every ``{{ value }}`` is meant to sit inside a
+JSON string literal, and one ``finalize`` step turns it into string content: Slack-escaped
+(``& < >`` only, so data can never become ``<!channel>``, ``<@U1>`` or a disguised link)
+and JSON-escaped (so quotes, backslashes and newlines cannot break the document). Markup
+the template itself means (a date token, a link) comes from helpers that return
+:class:`SlackText`, which is escaped already. Non-string JSON values go through ``|json``;
+macros return template-written JSON, passed through as is.
+
+After rendering, the JSON is parsed and validated against Block Kit's limits, including
+those slack_sdk's models miss, so a bad template fails loudly in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+ELLIPSIS = "…"
+
+MAX_BLOCKS = 50
+MAX_FIELD = 2000
+MAX_FIELDS = 10
+MAX_HEADER = 150
+MAX_TEXT = 3000
+MAX_FALLBACK = 3000
+# Slack rejects large messages with msg_blocks_too_long; reported near 13k characters.
+MAX_BLOCKS_JSON = 12000
+
+
+class RenderError(ValueError):
+    """A template produced something Slack would reject."""
+
+
+class SlackText(str):
+    """Text already safe for mrkdwn: escaped data, or markup a helper built on purpose."""
+
+
+class PlainText(str):
+    """Text for a plain_text object or a button value: Slack shows it as is."""
+
+
+class JsonValue:
+    """A whole JSON value (number, bool, list) for a position outside a string literal."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut_escaped(escaped: str, limit: int) -> str:
+    """Cut already-escaped text to ``limit`` characters without splitting an entity."""
+    if len(escaped) <= limit:
+        return escaped
+    head = escaped[: max(limit - 1, 0)]
+    amp = head.rfind("&", max(len(head) - 4, 0))
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    return head + ELLIPSIS
+
+
+def cut(value: Any, limit: int) -> SlackText:
+    """Escape, then cut to ``limit`` characters as Slack counts them, with an ellipsis."""
+    text = value if isinstance(value, SlackText) else slack_escape(_as_text(value))
+    return SlackText(_cut_escaped(text, limit))
+
+
+def plain(value: Any, limit: int | None = None) -> PlainText:
+    text = _as_text(value)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + ELLIPSIS
+    return PlainText(text)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
+def _compact_json(value: Any) -> str:
+    """A value of unknown shape as readable JSON (escaped later like any other text)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def slack_date(moment: datetime | None, style: str = "{date_short_pretty} {time}") -> SlackText:
+    """``<!date^...>`` token: each reader sees the time in their own time zone."""
+    if moment is None:
+        return SlackText("")
+    unix = int(moment.timestamp())
+    fallback = slack_escape(_as_text(moment))
+    return SlackText(f"<!date^{unix}^{style}|{fallback}>")
+
+
+def link(url: str, label: str) -> SlackText:
+    """A link whose URL is ours (a console address), never a value from the API."""
+    return SlackText(f"<{url}|{slack_escape(label)}>")
+
+
+def _finalize(value: Any) -> Markup:
+    if isinstance(value, Markup):  # a macro's output: JSON the template itself wrote
+        return value
+    if isinstance(value, JsonValue):
+        return Markup(json.dumps(value.value, ensure_ascii=False))
+    safe = isinstance(value, SlackText | PlainText)
+    text = str(value) if safe else slack_escape(_as_text(value))
+    return Markup(json.dumps(text, ensure_ascii=False)[1:-1])
+
+
+@dataclass
+class Message:
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def validate_blocks(blocks: list[dict[str, Any]]) -> None:
+    """Block Kit limits: slack_sdk's models, plus what they do not check."""
+    if len(blocks) > MAX_BLOCKS:
+        raise RenderError(f"{len(blocks)} blocks; Slack allows {MAX_BLOCKS}")
+    for index, (raw, block) in enumerate(zip(blocks, Block.parse_all(blocks), strict=True)):
+        if block is None:
+            raise RenderError(f"block {index}: unknown type {raw.get('type')!r}")
+        try:
+            block.to_dict()
+        except SlackObjectFormationError as exc:
+            raise RenderError(f"block {index}: {exc}") from exc
+        if raw["type"] == "header" and raw["text"].get("type") != "plain_text":
+            raise RenderError(f"block {index}: a header must be plain_text")
+        fields = raw.get("fields") or []
+        if len(fields) > MAX_FIELDS:
+            raise RenderError(f"block {index}: {len(fields)} fields; Slack allows {MAX_FIELDS}")
+        for f in fields:
+            if len(f.get("text", "")) > MAX_FIELD:
+                raise RenderError(f"block {index}: a field over {MAX_FIELD} characters")
+    size = len(json.dumps(blocks, ensure_ascii=False))
+    if size > MAX_BLOCKS_JSON:
+        raise RenderError(f"blocks are {size} characters of JSON; keep under {MAX_BLOCKS_JSON}")
+
+
+class Renderer:
+    def __init__(self, templates: Path = TEMPLATES) -> None:
+        loader = FileSystemLoader(str(templates))
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "keep_trailing_newline": False,
+        }
+        # autoescape=True only so that macro output comes back as Markup (passed through
+        # as template-written JSON); finalize does all escaping and returns Markup too.
+        self._blocks_env = Environment(finalize=_finalize, autoescape=True, **common)
+        self._text_env = Environment(autoescape=False, **common)
+        for env in (self._blocks_env, self._text_env):
+            env.filters.update(plain=plain, json=JsonValue, text=_as_text, compact=_compact_json)
+            env.globals.update(date=slack_date, link=link)
+        self._blocks_env.filters["cut"] = cut
+        # In a terminal nothing is parsed as markup: cut without escaping.
+        self._text_env.filters["cut"] = plain
+
+    def render(self, name: str, **context: Any) -> Message:
+        """Render ``templates/<name>.json.j2`` into a validated message."""
+        source = self._blocks_env.get_template(f"{name}.json.j2").render(**context)
+        try:
+            doc = json.loads(source)
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"template {name} produced invalid JSON: {exc}") from exc
+        text = doc.get("text") or ""
+        if not text.strip():
+            raise RenderError(f"template {name} has no fallback text")
+        blocks = doc.get("blocks") or []
+        validate_blocks(blocks)
+        return Message(text=_cut_escaped(text, MAX_FALLBACK), blocks=blocks)
+
+    def text(self, name: str, **context: Any) -> str:
+        """Render ``templates/<name>.txt.j2`` as plain text (terminal output)."""
+        return self._text_env.get_template(f"{name}.txt.j2").render(**context)

@@ -1,0 +1,114 @@
+"""The composition root's parts: settings -> clients, service, renderer -> AsyncApp.
+
+``build_runtime`` is what app.py runs and what tests build too, pointed at the local
+emulator and fake Slack, so tests exercise the same wiring as production.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from .config import Settings
+from .deps import Deps
+from .iot.client import IotClient, RetryPolicy
+from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
+from .iot.quota import QuotaLimiters
+from .iot.service import OtaService
+from .render import Renderer
+from .slack import register_all
+
+log = logging.getLogger("otajob")
+
+
+@dataclass
+class Runtime:
+    app: AsyncApp
+    deps: Deps
+    http: httpx.AsyncClient
+    settings: Settings
+    _closers: list = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        for close in reversed(self._closers):
+            await close()
+
+
+def build_iot_client(
+    settings: Settings,
+    credentials: CredentialSource,
+    *,
+    endpoint: str | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> tuple[IotClient, httpx.AsyncClient]:
+    http = httpx.AsyncClient(
+        timeout=settings.iot_timeout_seconds,
+        transport=transport,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        headers={"user-agent": "otajob/0.1 (+Slack app)"},
+    )
+    client = IotClient(
+        http,
+        credentials,
+        endpoint=endpoint or settings.iot_base_url,
+        limiters=QuotaLimiters(settings.iot_qps),
+        signature=settings.iot_signature,
+        retry=RetryPolicy(total_seconds=settings.iot_retry_seconds),
+    )
+    return client, http
+
+
+def build_web_client(settings: Settings) -> AsyncWebClient:
+    kwargs = {"base_url": settings.slack_api_url} if settings.slack_api_url else {}
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+        **kwargs,
+    )
+
+
+async def build_runtime(
+    settings: Settings, *, credentials: CredentialSource | None = None
+) -> Runtime:
+    closers = []
+    endpoint = None
+    if settings.otajob_demo:
+        # Demo mode: the emulator runs in this process and every message says so.
+        from .emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
+
+        emulator = IotEmulator(qps=settings.iot_qps)
+        endpoint = await emulator.start()
+        closers.append(emulator.stop)
+        credentials = StaticCredentials(Credential(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET))
+        log.info("demo mode: answering from the built-in IoT emulator at %s", endpoint)
+    client, http = build_iot_client(
+        settings, credentials or DefaultCredentialChain(), endpoint=endpoint
+    )
+    deps = Deps(
+        service=OtaService(
+            client,
+            cache_seconds=settings.iot_cache_seconds,
+            default_instance_id=settings.iot_instance_id,
+        ),
+        renderer=Renderer(),
+        demo=settings.otajob_demo,
+    )
+    app = AsyncApp(
+        client=build_web_client(settings),
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        process_before_response=False,  # ack first, answer through respond() after
+    )
+    register_all(app, deps)
+    return Runtime(app=app, deps=deps, http=http, settings=settings, _closers=closers)

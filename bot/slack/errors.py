@@ -1,0 +1,30 @@
+"""One funnel for unexpected exceptions: log with an id, tell the person that id."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp, AsyncRespond
+
+from ..deps import Deps
+
+log = logging.getLogger("otajob.errors")
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    @app.error
+    async def unexpected(
+        error: Exception, body: dict[str, Any], respond: AsyncRespond | None
+    ) -> None:
+        error_id = uuid.uuid4().hex[:10]
+        kind = body.get("type") or ("command" if body.get("command") else "request")
+        log.error("error_id=%s while handling a %s", error_id, kind, exc_info=error)
+        if respond is None:
+            return
+        message = deps.renderer.render("unexpected", error_id=error_id)
+        try:
+            await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+        except Exception:  # the funnel itself must never raise
+            log.exception("error_id=%s could not be reported to the user", error_id)

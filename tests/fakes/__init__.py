@@ -1,0 +1,19 @@
+"""Test doubles (fake Slack server and request builders) for tests and benchmarks."""
+
+from tests.fakes.slack import (
+    ApiCall,
+    FakeSlack,
+    WebhookPost,
+    block_action_body,
+    signed_request,
+    slash_command_body,
+)
+
+__all__ = [
+    "ApiCall",
+    "FakeSlack",
+    "WebhookPost",
+    "block_action_body",
+    "signed_request",
+    "slash_command_body",
+]

@@ -1,0 +1,62 @@
+"""The quota limiter: never more than the limit in any sliding window; people first."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bot.iot.quota import Priority, SlidingWindowLimiter
+
+
+def max_in_window(times: list[float], span: float) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= span:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+async def test_never_more_than_limit_in_any_window() -> None:
+    """35 calls through a 10-per-window limiter: at most 10 in any window, none lost."""
+    limiter = SlidingWindowLimiter(10, window=0.2, margin=0.01)
+    stamps: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        stamps.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(35)))
+    assert len(stamps) == 35
+    assert max_in_window(stamps, 0.2) <= 10
+    assert stamps[-1] - stamps[0] >= 3 * 0.2  # four windows' worth
+
+
+async def test_people_go_before_background_work() -> None:
+    """When both wait, every person's call is released before any background call."""
+    limiter = SlidingWindowLimiter(1, window=0.05, margin=0.0)
+    await limiter.acquire()  # fill the window so everyone below has to wait
+    order: list[str] = []
+
+    async def one(name: str, priority: Priority) -> None:
+        await limiter.acquire(priority)
+        order.append(name)
+
+    tasks = [asyncio.create_task(one(f"bg{i}", Priority.BACKGROUND)) for i in range(3)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(one(f"p{i}", Priority.PERSON)) for i in range(2)]
+    await asyncio.gather(*tasks)
+    assert order == ["p0", "p1", "bg0", "bg1", "bg2"]
+
+
+async def test_cancelled_waiter_gives_its_turn_away() -> None:
+    """A caller that gives up while waiting does not use a slot."""
+    limiter = SlidingWindowLimiter(1, window=0.05, margin=0.0)
+    await limiter.acquire()
+    gone = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()
+    start = time.monotonic()
+    await limiter.acquire()
+    assert time.monotonic() - start < 0.09  # got the very next slot

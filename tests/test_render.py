@@ -1,0 +1,231 @@
+"""Templates -> Block Kit: valid JSON, within Slack's limits, and no data ever becomes markup."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.emulator import fixtures
+from bot.iot.errors import IotApiError, error_kind
+from bot.iot.models import OtaJob
+from bot.render import Renderer, RenderError, cut, slack_escape, validate_blocks
+
+RENDERER = Renderer()
+NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+NASTY = [
+    '"',
+    "\\",
+    "\n\r\t",
+    "<!channel>",
+    "<!here|here>",
+    "<!everyone>",
+    "<@U12345>",
+    "<!subteam^S123>",
+    "<http://evil.example|harmless>",
+    "&amp; &lt; &",
+    "x" * 5000,
+    "😀🚀",
+    "ファームウェア更新",
+    "{{ 7*7 }}",
+    '"},{"type":"section"',
+    "*bold* _it_ `code`",
+    "",
+]
+hostile = st.sampled_from(NASTY) | st.text(max_size=300)
+STRING_FIELDS = [
+    "JobId",
+    "JobStatus",
+    "JobType",
+    "JobDesc",
+    "Name",
+    "FirmwareId",
+    "ProductKey",
+    "DestVersion",
+    "SelectionType",
+    "TargetSelection",
+    "GrayPercent",
+    "GroupId",
+    "GroupName",
+    "DownloadProtocol",
+]
+DATE_TOKEN = re.compile(r"<!date\^\d+\^[^|<>]*\|[^<>]*>")
+
+
+def mrkdwn_texts(message) -> list[str]:
+    """Every string Slack parses for control sequences: mrkdwn objects and the fallback."""
+    found = [message.text]
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(message.blocks)
+    return found
+
+
+def assert_no_markup_from_data(message) -> None:
+    for text in mrkdwn_texts(message):
+        stripped = DATE_TOKEN.sub("", text)
+        assert "<" not in stripped and ">" not in stripped, text
+
+
+def render_job(data: dict, **overrides):
+    context = {
+        "job": OtaJob.model_validate(data),
+        "job_id": data.get("JobId") or "J",
+        "request_id": "RID-1",
+        "checked_at": NOW,
+        "instance_id": None,
+        "demo": False,
+        "shared_by": None,
+        "buttons": ("refresh", "share"),
+        "button_value": '{"job":"J","instance":null}',
+    }
+    context.update(overrides)
+    return RENDERER.render("job", **context)
+
+
+@pytest.mark.parametrize("job_id", sorted(fixtures.default_jobs()))
+def test_every_fixture_job_renders(job_id: str) -> None:
+    """Each emulator fixture (every mode and field combination) renders a valid card."""
+    message = render_job(fixtures.default_jobs()[job_id])
+    assert message.text and message.blocks[0]["type"] == "header"
+    assert_no_markup_from_data(message)
+
+
+def test_card_shows_what_on_call_needs() -> None:
+    """The spec example's card carries status, versions, product, times, settings, IDs."""
+    message = render_job(fixtures.default_jobs()[fixtures.EXAMPLE_JOB_ID])
+    dump = json.dumps(message.blocks, ensure_ascii=False)
+    for expected in [
+        ":arrows_counterclockwise: *In progress*",
+        "1.0.0 → 1.0.1",
+        "a19mzPZ****",
+        "Firmware upgrade",
+        "Static · Specific devices",
+        "<!date^1577500990^",
+        "*Max devices per minute*\\n1000",
+        "1 × every 60 min",
+        "5 min",
+        "needed in the mobile app",
+        "batch upgrade",
+        "UfuxnwygsuSkVE0VCN****0100",
+        "RequestId `RID-1`",
+        "job_refresh",
+        "job_share",
+    ]:
+        assert expected in dump, expected
+    assert "In progress" in message.text
+
+
+def test_demo_and_shared_by_lines() -> None:
+    """Demo cards say so; a shared card names who shared it without mentioning them."""
+    message = render_job({"JobId": "J"}, demo=True, shared_by="<@U1> alice", buttons=())
+    dump = json.dumps(message.blocks)
+    assert "Demo data" in dump and message.text.startswith("[demo]")
+    assert "Shared by &lt;@U1&gt; alice" in dump
+    assert not any(b["type"] == "actions" for b in message.blocks)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.fixed_dictionaries({name: hostile for name in STRING_FIELDS}),
+    src=st.lists(hostile, max_size=5),
+    tags=st.lists(st.tuples(hostile, hostile), max_size=40),
+    extra_key=hostile,
+    extra_value=hostile,
+    shared_by=st.none() | hostile,
+)
+def test_hostile_job_data_stays_data(values, src, tags, extra_key, extra_value, shared_by) -> None:
+    """Any strings in any field render valid Block Kit and never become mentions or links."""
+    data = dict(values)
+    data["SrcVersions"] = {"SrcVersion": src}
+    data["Tags"] = {"OtaTagDTO": [{"Key": k, "Value": v} for k, v in tags]}
+    if extra_key and extra_key not in STRING_FIELDS:
+        data["X" + extra_key] = extra_value
+    message = render_job(data, shared_by=shared_by, instance_id=values["GroupId"])
+    assert_no_markup_from_data(message)
+    header = message.blocks[0]["text"]["text"]
+    assert len(header) <= 150
+
+
+@settings(max_examples=40, deadline=None)
+@given(code=hostile, message=hostile, request_id=hostile, job_id=hostile, instance=hostile)
+def test_hostile_api_errors_stay_data(code, message, request_id, job_id, instance) -> None:
+    """Error Codes, messages and RequestIds from the API are shown escaped, never as markup."""
+    error = IotApiError(code or "X", message, request_id, 400)
+    rendered = RENDERER.render(
+        "api_error",
+        error=error,
+        kind=error_kind(error),
+        job_id=job_id,
+        instance_id=instance,
+        demo=True,
+    )
+    assert_no_markup_from_data(rendered)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    reason=st.sampled_from(
+        ["masked_id", "bad_job_id", "bad_instance", "missing_instance", "extra_words", "x"]
+    ),
+    value=hostile,
+)
+def test_hostile_user_input_stays_data(reason, value) -> None:
+    """Whatever a person types is echoed back escaped."""
+    assert_no_markup_from_data(RENDERER.render("bad_input", reason=reason, value=value, demo=False))
+
+
+def test_usage_and_unexpected_render() -> None:
+    """The usage and unexpected-error messages render and validate."""
+    usage = RENDERER.render("usage", default_instance="<!here>", demo=True)
+    assert "/otajob <JobId>" not in usage.blocks[0]["text"]["text"]  # escaped form instead
+    assert "/otajob &lt;JobId&gt;" in usage.blocks[0]["text"]["text"]
+    assert_no_markup_from_data(usage)
+    oops = RENDERER.render("unexpected", error_id="abc123")
+    assert "abc123" in oops.text
+
+
+def test_cut_never_splits_an_entity() -> None:
+    """Cutting escaped text keeps entities whole and ends with an ellipsis."""
+    for limit in range(1, 30):
+        result = cut("<" * 40, limit)
+        assert len(result) <= limit
+        assert re.fullmatch(r"(&lt;)*…?", result), result
+    assert cut("short", 10) == "short"
+    assert slack_escape("a&b<c>d'\"") == "a&amp;b&lt;c&gt;d'\""
+
+
+@pytest.mark.parametrize(
+    ("blocks", "problem"),
+    [
+        ([{"type": "divider"}] * 51, "51 blocks"),
+        ([{"type": "nonsense"}], "unknown type"),
+        ([{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}], "plain_text"),
+        (
+            [{"type": "section", "fields": [{"type": "mrkdwn", "text": "x" * 2001}]}],
+            "over 2000",
+        ),
+        ([{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}], "3000"),
+        (
+            [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 2900}}] * 5,
+            "characters of JSON",
+        ),
+    ],
+)
+def test_validation_catches_what_slack_rejects(blocks, problem) -> None:
+    """Limits slack_sdk misses (and some it checks) raise RenderError."""
+    with pytest.raises(RenderError, match=problem):
+        validate_blocks(blocks)
