@@ -7,7 +7,7 @@ variable at fault, instead of failing later at the first request.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,17 +17,12 @@ class ConfigError(Exception):
     """The environment does not describe a runnable app; the message says what to set."""
 
 
-class Settings(BaseSettings):
+class IotSettings(BaseSettings):
+    """What talking to Alibaba Cloud needs: enough for the CLI."""
+
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
 
-    # Slack
-    slack_bot_token: SecretStr
-    slack_signing_secret: SecretStr
-    slack_app_token: SecretStr | None = None  # set: Socket Mode; unset: HTTP on $PORT
-    slack_api_url: str | None = None  # e.g. a local fake Slack in tests
-    port: int = Field(default=3000, ge=1, le=65535)
-
-    # Alibaba Cloud IoT Platform (credentials come from Alibaba's default chain)
+    # Credentials are not here: they come from Alibaba's default chain.
     alibaba_cloud_region_id: str = "cn-shanghai"
     iot_endpoint: str | None = None
     iot_instance_id: str | None = None
@@ -37,8 +32,7 @@ class Settings(BaseSettings):
     iot_timeout_seconds: float = Field(default=10.0, gt=0)
     iot_retry_seconds: float = Field(default=20.0, ge=0)
 
-    # The app
-    otajob_demo: bool = False
+    otajob_demo: bool = False  # answer from the built-in emulator; every message says so
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @property
@@ -46,15 +40,26 @@ class Settings(BaseSettings):
         return self.iot_endpoint or f"https://iot.{self.alibaba_cloud_region_id}.aliyuncs.com"
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+class Settings(IotSettings):
+    """The whole app: IoT settings plus Slack's."""
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr
+    slack_app_token: SecretStr | None = None  # set: Socket Mode; unset: HTTP on $PORT
+    slack_api_url: str | None = None  # e.g. a local fake Slack in tests
+    port: int = Field(default=3000, ge=1, le=65535)
+
+
+S = TypeVar("S", bound="IotSettings")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, kind: type[S] = Settings) -> S:
     """Read settings from ``environ`` (default: the process environment)."""
     try:
         if environ is None:
-            return Settings()
+            return kind()
         lowered = {k.lower(): v for k, v in environ.items() if v != ""}
-        return Settings.model_validate(
-            {k: v for k, v in lowered.items() if k in Settings.model_fields}
-        )
+        return kind.model_validate({k: v for k, v in lowered.items() if k in kind.model_fields})
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
 

@@ -7,6 +7,7 @@ emulator and fake Slack, so tests exercise the same wiring as production.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -17,7 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .config import Settings
+from .config import IotSettings, Settings
 from .deps import Deps
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
@@ -30,41 +31,50 @@ log = logging.getLogger("otajob")
 
 
 @dataclass
-class Runtime:
-    app: AsyncApp
-    deps: Deps
+class IotParts:
+    client: IotClient
     http: httpx.AsyncClient
-    settings: Settings
-    _closers: list = field(default_factory=list)
+    demo: bool
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
         await self.http.aclose()
-        for close in reversed(self._closers):
+        for close in reversed(self.closers):
             await close()
 
 
-def build_iot_client(
-    settings: Settings,
-    credentials: CredentialSource,
+async def build_iot(
+    settings: IotSettings,
     *,
-    endpoint: str | None = None,
+    credentials: CredentialSource | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> tuple[IotClient, httpx.AsyncClient]:
+) -> IotParts:
+    """The signed client; in demo mode, with the emulator started in this process."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    endpoint = settings.iot_base_url
+    if settings.otajob_demo:
+        from .emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
+
+        emulator = IotEmulator(qps=settings.iot_qps)
+        endpoint = await emulator.start()
+        closers.append(emulator.stop)
+        credentials = StaticCredentials(Credential(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET))
+        log.info("demo mode: answering from the built-in IoT emulator at %s", endpoint)
     http = httpx.AsyncClient(
         timeout=settings.iot_timeout_seconds,
         transport=transport,
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-        headers={"user-agent": "otajob/0.1 (+Slack app)"},
+        headers={"user-agent": "otajob/0.1"},
     )
     client = IotClient(
         http,
-        credentials,
-        endpoint=endpoint or settings.iot_base_url,
+        credentials or DefaultCredentialChain(),
+        endpoint=endpoint,
         limiters=QuotaLimiters(settings.iot_qps),
         signature=settings.iot_signature,
         retry=RetryPolicy(total_seconds=settings.iot_retry_seconds),
     )
-    return client, http
+    return IotParts(client, http, settings.otajob_demo, closers)
 
 
 def build_web_client(settings: Settings) -> AsyncWebClient:
@@ -79,31 +89,29 @@ def build_web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
+@dataclass
+class Runtime:
+    app: AsyncApp
+    deps: Deps
+    iot: IotParts
+    settings: Settings
+
+    async def aclose(self) -> None:
+        await self.iot.aclose()
+
+
 async def build_runtime(
     settings: Settings, *, credentials: CredentialSource | None = None
 ) -> Runtime:
-    closers = []
-    endpoint = None
-    if settings.otajob_demo:
-        # Demo mode: the emulator runs in this process and every message says so.
-        from .emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
-
-        emulator = IotEmulator(qps=settings.iot_qps)
-        endpoint = await emulator.start()
-        closers.append(emulator.stop)
-        credentials = StaticCredentials(Credential(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET))
-        log.info("demo mode: answering from the built-in IoT emulator at %s", endpoint)
-    client, http = build_iot_client(
-        settings, credentials or DefaultCredentialChain(), endpoint=endpoint
-    )
+    iot = await build_iot(settings, credentials=credentials)
     deps = Deps(
         service=OtaService(
-            client,
+            iot.client,
             cache_seconds=settings.iot_cache_seconds,
             default_instance_id=settings.iot_instance_id,
         ),
         renderer=Renderer(),
-        demo=settings.otajob_demo,
+        demo=iot.demo,
     )
     app = AsyncApp(
         client=build_web_client(settings),
@@ -111,4 +119,4 @@ async def build_runtime(
         process_before_response=False,  # ack first, answer through respond() after
     )
     register_all(app, deps)
-    return Runtime(app=app, deps=deps, http=http, settings=settings, _closers=closers)
+    return Runtime(app=app, deps=deps, iot=iot, settings=settings)

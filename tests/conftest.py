@@ -7,3 +7,78 @@ import os
 
 # Alibaba's default credential chain may ask the ECS metadata service; never from tests.
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+
+import httpx
+import pytest
+
+from bot.config import Settings, load_settings
+from bot.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
+from bot.iot.client import IotClient, RetryPolicy
+from bot.iot.credentials import Credential, StaticCredentials
+from bot.iot.quota import QuotaLimiters
+from tests.fakes import FakeSlack
+
+# A key of the tests' own, so a leak check can look for a secret nothing else prints.
+TEST_KEY_ID = "LTAItestOtajobKey"
+TEST_KEY_SECRET = "t3st-s3cret-must-never-appear"
+CREDENTIAL = Credential(TEST_KEY_ID, TEST_KEY_SECRET)
+SIGNING_SECRET = "test-signing-secret"
+
+
+@pytest.fixture
+async def emulator():
+    emu = IotEmulator(
+        credentials={DEMO_ACCESS_KEY_ID: DEMO_ACCESS_KEY_SECRET, TEST_KEY_ID: TEST_KEY_SECRET}
+    )
+    await emu.start()
+    yield emu
+    await emu.stop()
+
+
+@pytest.fixture
+async def fake_slack():
+    fake = FakeSlack()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def make_client(emulator):
+    """Build IotClients against the emulator; closes their HTTP clients afterwards."""
+    opened: list[httpx.AsyncClient] = []
+
+    def make(
+        *,
+        signature: str = "v3",
+        qps: int = 10,
+        retry: RetryPolicy | None = None,
+        timeout: float = 5.0,
+        credential: Credential = CREDENTIAL,
+    ) -> IotClient:
+        http = httpx.AsyncClient(timeout=timeout)
+        opened.append(http)
+        return IotClient(
+            http,
+            StaticCredentials(credential),
+            endpoint=emulator.base_url,
+            limiters=QuotaLimiters(qps),
+            signature=signature,
+            retry=retry or RetryPolicy(backoff_seconds=0.01, max_backoff_seconds=0.05),
+        )
+
+    yield make
+    for http in opened:
+        await http.aclose()
+
+
+def app_settings(emulator: IotEmulator, fake: FakeSlack, **extra: str) -> Settings:
+    return load_settings(
+        {
+            "SLACK_BOT_TOKEN": fake.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake.api_url,
+            "IOT_ENDPOINT": emulator.base_url,
+            **extra,
+        }
+    )

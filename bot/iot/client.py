@@ -46,6 +46,7 @@ class RetryPolicy:
     total_seconds: float = 20.0  # a person is waiting; give up and say so after this
     backoff_seconds: float = 0.2
     max_backoff_seconds: float = 5.0
+    max_retry_after_seconds: float = 10.0  # the gateway's own hint, within the total budget
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -87,7 +88,7 @@ class _WaitRetryAfterOrBackoff:
         self._backoff = wait_random_exponential(
             multiplier=policy.backoff_seconds, max=policy.max_backoff_seconds
         )
-        self._max = policy.max_backoff_seconds
+        self._max = policy.max_retry_after_seconds
 
     def __call__(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None

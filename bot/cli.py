@@ -1,0 +1,73 @@
+"""``python -m bot job <JobId> [--instance ID] [--json]``: the same query from a terminal.
+
+Exit codes: 0 success, 1 the API answered with an error, 2 bad input or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import TextIO
+
+from .config import ConfigError, IotSettings, load_settings
+from .iot.errors import IotError
+from .render import Renderer
+from .runtime import build_iot
+from .slack.grammar import BadInput, check_instance_id, check_job_id
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m bot", description=__doc__.split("\n")[0])
+    commands = root.add_subparsers(dest="command", required=True)
+    job = commands.add_parser("job", help="show an OTA update batch (QueryOTAJob)")
+    job.add_argument("job_id", metavar="JobId")
+    job.add_argument("--instance", metavar="IotInstanceId", help="Enterprise instance ID")
+    job.add_argument("--json", action="store_true", help="print the job's Data as JSON")
+    return root
+
+
+async def show_job(args: argparse.Namespace, settings: IotSettings, out: TextIO) -> int:
+    renderer = Renderer()
+    for checked in (check_job_id(args.job_id), args.instance and check_instance_id(args.instance)):
+        if isinstance(checked, BadInput):
+            message = renderer.render("bad_input", **vars(checked), demo=False)
+            print(_unescape(message.text).replace("`", ""), file=sys.stderr)
+            return 2
+    iot = await build_iot(settings)
+    instance = args.instance or settings.iot_instance_id
+    try:
+        result = await iot.client.query_ota_job(args.job_id, instance_id=instance)
+    except IotError as error:
+        print(f"Code: {error.code}", file=sys.stderr)
+        print(f"Message: {error.message}", file=sys.stderr)
+        print(f"RequestId: {error.request_id or 'none'}", file=sys.stderr)
+        return 1
+    finally:
+        await iot.aclose()
+    if args.json:
+        out.write(json.dumps(result.raw, ensure_ascii=False, indent=2) + "\n")
+    else:
+        context = {"job": result.job, "job_id": args.job_id, "demo": iot.demo}
+        out.write(
+            renderer.text(
+                "job", **context, request_id=result.request_id, instance_id=instance
+            ).rstrip()
+            + "\n"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = load_settings(kind=IotSettings)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    return asyncio.run(show_job(args, settings, sys.stdout))

@@ -1,0 +1,620 @@
+"""The IoT gateway emulator, driven over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.emulator import (
+    DEMO_ACCESS_KEY_ID,
+    DEMO_ACCESS_KEY_SECRET,
+    DEMO_SECURITY_TOKEN,
+    IotEmulator,
+    fixtures,
+)
+from bot.emulator import __main__ as cli
+from bot.emulator.verify import API_VERSION, SIGNATURE_MISMATCH
+from bot.iot.signing import (
+    canonical_query,
+    v2_sign,
+    v2_string_to_sign,
+    v3_canonical_request,
+    v3_sign,
+    v3_string_to_sign,
+)
+
+EXAMPLE = fixtures.EXAMPLE_JOB_ID
+UUID_UPPER = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def emu():
+    emulator = IotEmulator()
+    await emulator.start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+async def client():
+    async with httpx.AsyncClient(timeout=5) as c:
+        yield c
+
+
+def host_of(base: str) -> str:
+    return httpx.URL(base).netloc.decode()
+
+
+def v3_request(
+    base: str,
+    params: dict[str, str],
+    *,
+    action: str = "QueryOTAJob",
+    version: str = API_VERSION,
+    key: str = DEMO_ACCESS_KEY_ID,
+    secret: str = DEMO_ACCESS_KEY_SECRET,
+    token: str | None = None,
+    now: datetime | None = None,
+    nonce: str | None = None,
+    method: str = "POST",
+) -> tuple[httpx.URL, dict[str, str]]:
+    query = canonical_query(params)
+    headers = v3_sign(
+        method=method,
+        host=host_of(base),
+        query=query,
+        body=b"",
+        action=action,
+        version=version,
+        access_key_id=key,
+        access_key_secret=secret,
+        security_token=token,
+        now=now or datetime.now(UTC),
+        nonce=nonce or uuid.uuid4().hex,
+    )
+    return httpx.URL(base + "/?" + query), headers
+
+
+def v2_url(
+    base: str,
+    params: dict[str, str],
+    *,
+    method: str = "POST",
+    key: str = DEMO_ACCESS_KEY_ID,
+    secret: str = DEMO_ACCESS_KEY_SECRET,
+    token: str | None = None,
+) -> tuple[httpx.URL, dict[str, str]]:
+    signed = v2_sign(
+        method=method,
+        params=params,
+        action="QueryOTAJob",
+        version=API_VERSION,
+        access_key_id=key,
+        access_key_secret=secret,
+        security_token=token,
+        now=datetime.now(UTC),
+        nonce=uuid.uuid4().hex,
+    )
+    return httpx.URL(base + "/?" + canonical_query(signed)), signed
+
+
+async def query_job(
+    client: httpx.AsyncClient, emu: IotEmulator, job_id: str = EXAMPLE, **kw: Any
+) -> httpx.Response:
+    url, headers = v3_request(emu.base_url, {"JobId": job_id}, **kw)
+    return await client.post(url, headers=headers)
+
+
+# --- the wire ----------------------------------------------------------------------
+
+
+def test_httpx_keeps_an_encoded_query_as_is():
+    """httpx.URL sends an already-encoded query byte for byte (no '+' for spaces, '*' kept)."""
+    query = canonical_query({"JobId": "a*b c/d~e+f"})
+    url = httpx.URL("http://127.0.0.1:1/?" + query)
+    assert url.raw_path == b"/?" + query.encode()
+    assert query == "JobId=a%2Ab%20c%2Fd~e%2Bf"
+
+
+async def test_v3_success_returns_the_spec_example(emu, client):
+    """A V3-signed QueryOTAJob returns the spec's example Data exactly, with an upper-case UUID."""
+    response = await query_job(client, emu)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["Success"] is True
+    assert body["Data"] == fixtures.SPEC_EXAMPLE
+    assert UUID_UPPER.match(body["RequestId"])
+    assert response.headers["x-acs-request-id"] == body["RequestId"]
+    [call] = emu.calls
+    assert (call.action, call.signature_version, call.status, call.code) == (
+        "QueryOTAJob",
+        "v3",
+        200,
+        None,
+    )
+    assert call.params == {"JobId": EXAMPLE}
+    assert call.access_key_id == DEMO_ACCESS_KEY_ID
+
+
+async def test_unmasked_example_id_resolves(emu, client):
+    """The spec example is also served under a realistic unmasked JobId."""
+    response = await query_job(client, emu, fixtures.EXAMPLE_JOB_ID_UNMASKED)
+    data = response.json()["Data"]
+    assert data == {**fixtures.SPEC_EXAMPLE, "JobId": fixtures.EXAMPLE_JOB_ID_UNMASKED}
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_v2_success(emu, client, method):
+    """A V2 request (HMAC-SHA1, Signature in the query) verifies with the method it came with."""
+    url, _ = v2_url(emu.base_url, {"JobId": EXAMPLE}, method=method)
+    response = await client.request(method, url)
+    assert response.status_code == 200, response.text
+    assert response.json()["Data"]["JobId"] == EXAMPLE
+    assert emu.calls[0].signature_version == "v2"
+
+
+async def test_official_sdk_signatures_are_accepted(emu, client):
+    """Requests signed by Alibaba's own openapi-util (V3 and V2) verify, independently of ours."""
+    from alibabacloud_openapi_util.client import Client as Util
+    from Tea.request import TeaRequest
+
+    params = {"JobId": EXAMPLE}
+    request = TeaRequest()
+    request.method, request.pathname, request.query = "POST", "/", params
+    request.headers = {
+        "host": host_of(emu.base_url),
+        "x-acs-action": "QueryOTAJob",
+        "x-acs-version": API_VERSION,
+        "x-acs-date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "x-acs-signature-nonce": uuid.uuid4().hex,
+        "x-acs-content-sha256": Util.hex_encode(Util.hash(b"", "ACS3-HMAC-SHA256")),
+    }
+    payload = request.headers["x-acs-content-sha256"]
+    auth = Util.get_authorization(
+        request, "ACS3-HMAC-SHA256", payload, DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
+    )
+    url = httpx.URL(emu.base_url + "/?" + canonical_query(params))
+    response = await client.post(url, headers={**request.headers, "Authorization": auth})
+    assert response.status_code == 200, response.text
+
+    v2 = {
+        "Action": "QueryOTAJob",
+        "Format": "JSON",
+        "Version": API_VERSION,
+        "AccessKeyId": DEMO_ACCESS_KEY_ID,
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureVersion": "1.0",
+        "SignatureNonce": uuid.uuid4().hex,
+        "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **params,
+    }
+    v2["Signature"] = Util.get_rpcsignature(v2, "POST", DEMO_ACCESS_KEY_SECRET)
+    response = await client.post(httpx.URL(emu.base_url + "/?" + canonical_query(v2)))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("sign", ["v3", "v2"])
+async def test_reserved_characters_verify_from_the_raw_query(emu, client, sign):
+    """Values holding '&', '=', '%41', '+', ' ', '*' verify, which needs the raw query string."""
+    params = {"JobId": "a&b=c%41 +*~/é"}
+    if sign == "v3":
+        url, headers = v3_request(emu.base_url, params)
+    else:
+        (url, _), headers = v2_url(emu.base_url, params), {}
+    response = await client.post(url, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["Code"] == "iot.ota.JobNotFound"
+    assert emu.calls[0].params["JobId"] == "a&b=c%41 +*~/é"
+
+
+# --- signature failures ------------------------------------------------------------
+
+
+def assert_gateway_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["Code"] == code
+    assert set(body) == {"RequestId", "HostId", "Code", "Message", "Recommend"}
+    return body
+
+
+async def test_v3_wrong_secret_reports_server_string_to_sign(emu, client):
+    """A wrong secret gives SignatureDoesNotMatch, its Message ending in the server StringToSign."""
+    url, headers = v3_request(emu.base_url, {"JobId": EXAMPLE}, secret="wrong")
+    body = assert_gateway_error(
+        await client.post(url, headers=headers), 400, "SignatureDoesNotMatch"
+    )
+    signed = {k: v for k, v in headers.items() if k != "authorization"}
+    canonical = v3_canonical_request(
+        "POST", "/", url.query.decode(), signed, signed["x-acs-content-sha256"]
+    )
+    assert body["Message"] == SIGNATURE_MISMATCH + v3_string_to_sign(canonical)
+    assert emu.count(code="SignatureDoesNotMatch") == 1
+
+
+async def test_v2_wrong_secret_reports_server_string_to_sign(emu, client):
+    """For V2 the mismatch Message carries the doubly encoded METHOD&%2F&... string."""
+    url, signed = v2_url(emu.base_url, {"JobId": EXAMPLE}, secret="wrong")
+    body = assert_gateway_error(await client.post(url), 400, "SignatureDoesNotMatch")
+    assert body["Message"] == SIGNATURE_MISMATCH + v2_string_to_sign("POST", signed)
+    assert body["Message"].split("is:")[1].startswith("POST&%2F&AccessKeyId%3D")
+
+
+async def test_tampered_query_after_signing_is_rejected(emu, client):
+    """Changing a parameter after signing (V3 and V2) breaks the signature."""
+    url, headers = v3_request(emu.base_url, {"JobId": EXAMPLE})
+    tampered = httpx.URL(str(url).replace("0200", "0300"))
+    assert_gateway_error(await client.post(tampered, headers=headers), 400, "SignatureDoesNotMatch")
+    url, _ = v2_url(emu.base_url, {"JobId": EXAMPLE})
+    tampered = httpx.URL(str(url).replace("0200", "0300"))
+    assert_gateway_error(await client.post(tampered), 400, "SignatureDoesNotMatch")
+
+
+async def test_v3_body_must_match_content_sha256(emu, client):
+    """A body that differs from what x-acs-content-sha256 declares fails verification."""
+    url, headers = v3_request(emu.base_url, {"JobId": EXAMPLE})
+    response = await client.post(url, headers=headers, content=b"JobId=other")
+    assert_gateway_error(response, 400, "SignatureDoesNotMatch")
+
+
+@pytest.mark.parametrize(
+    ("skew", "ok"),
+    [
+        (timedelta(minutes=-14), True),
+        (timedelta(minutes=-16), False),
+        (timedelta(minutes=16), False),
+    ],
+)
+async def test_timestamp_window_is_15_minutes(emu, client, skew, ok):
+    """An x-acs-date 15+ minutes off the emulator clock, either way, is InvalidTimeStamp.Expired."""
+    response = await query_job(client, emu, now=datetime.now(UTC) + skew)
+    if ok:
+        assert response.status_code == 200
+    else:
+        assert_gateway_error(response, 400, "InvalidTimeStamp.Expired")
+
+
+async def test_reused_nonce_is_rejected(emu, client):
+    """The same signature nonce twice within 15 minutes gives SignatureNonceUsed."""
+    assert (await query_job(client, emu, nonce="n-1")).status_code == 200
+    assert_gateway_error(await query_job(client, emu, nonce="n-1"), 400, "SignatureNonceUsed")
+    emu.reset()
+    assert (await query_job(client, emu, nonce="n-1")).status_code == 200
+
+
+async def test_unknown_access_key(emu, client):
+    """An AccessKeyId the emulator does not know gives 404 InvalidAccessKeyId.NotFound."""
+    response = await query_job(client, emu, key="LTAInobody")
+    assert_gateway_error(response, 404, "InvalidAccessKeyId.NotFound")
+    assert emu.calls[0].access_key_id == "LTAInobody"
+
+
+async def test_sts_token_good_and_bad(emu, client):
+    """A known STS token is accepted (V3 header, V2 SecurityToken); others are rejected."""
+    assert (await query_job(client, emu, token=DEMO_SECURITY_TOKEN)).status_code == 200
+    url, _ = v2_url(emu.base_url, {"JobId": EXAMPLE}, token=DEMO_SECURITY_TOKEN)
+    assert (await client.post(url)).status_code == 200
+    assert emu.calls[-1].params["SecurityToken"] == "<redacted>"  # the log keeps no tokens
+
+    response = await query_job(client, emu, token="CAISforged")
+    assert_gateway_error(response, 400, "InvalidSecurityToken.Malformed")
+    url, _ = v2_url(emu.base_url, {"JobId": EXAMPLE}, token="CAISforged")
+    assert_gateway_error(await client.post(url), 400, "InvalidSecurityToken.Malformed")
+
+
+async def test_sts_token_of_another_key_is_a_mismatch(client):
+    """A token issued for another AccessKeyId gives InvalidSecurityToken.MismatchWithAccessKey."""
+    creds = {"LTAIa": "sa", "LTAIb": "sb"}
+    async with IotEmulator(credentials=creds, sts_tokens={"LTAIa": "CAISa"}) as emu:
+        response = await query_job(client, emu, key="LTAIb", secret="sb", token="CAISa")
+        assert_gateway_error(response, 400, "InvalidSecurityToken.MismatchWithAccessKey")
+
+
+async def test_v3_signed_headers_must_cover_the_token(emu, client):
+    """An x-acs-security-token header left out of SignedHeaders is IncompleteSignature."""
+    url, headers = v3_request(emu.base_url, {"JobId": EXAMPLE})
+    headers["x-acs-security-token"] = DEMO_SECURITY_TOKEN
+    assert_gateway_error(await client.post(url, headers=headers), 400, "IncompleteSignature")
+
+
+async def test_v3_signed_headers_must_include_the_nonce(emu, client):
+    """SignedHeaders without x-acs-signature-nonce is IncompleteSignature."""
+    url, headers = v3_request(emu.base_url, {"JobId": EXAMPLE})
+    headers["authorization"] = headers["authorization"].replace("x-acs-signature-nonce;", "")
+    assert_gateway_error(await client.post(url, headers=headers), 400, "IncompleteSignature")
+
+
+async def test_unsigned_request_is_missing_signature(emu, client):
+    """Neither an ACS3 Authorization header nor a Signature parameter gives MissingParameter."""
+    response = await client.post(emu.base_url + "/?Action=QueryOTAJob&JobId=x")
+    body = assert_gateway_error(response, 400, "MissingParameter")
+    assert "Signature" in body["Message"]
+    assert emu.calls[0].signature_version is None
+
+
+async def test_unknown_action_and_version(emu, client):
+    """An unknown action is 404 InvalidAction.NotFound; a Version not 2018-01-20, InvalidVersion."""
+    url, headers = v3_request(emu.base_url, {}, action="DeleteEverything")
+    assert_gateway_error(await client.post(url, headers=headers), 404, "InvalidAction.NotFound")
+    url, headers = v3_request(emu.base_url, {"JobId": EXAMPLE}, version="2017-04-20")
+    assert_gateway_error(await client.post(url, headers=headers), 400, "InvalidVersion")
+
+
+async def test_missing_job_id(emu, client):
+    """QueryOTAJob without JobId is a gateway MissingParameter error."""
+    url, headers = v3_request(emu.base_url, {})
+    body = assert_gateway_error(await client.post(url, headers=headers), 400, "MissingParameter")
+    assert '"JobId"' in body["Message"]
+
+
+# --- business behaviour ----------------------------------------------------------
+
+
+async def test_unknown_job_is_a_business_error_with_http_200(emu, client):
+    """An unknown JobId answers HTTP 200 with Success false, Code iot.ota.JobNotFound."""
+    response = await query_job(client, emu, "NoSuchJobAbCdEfGhIjKl0200")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["Success"] is False
+    assert body["Code"] == "iot.ota.JobNotFound"
+    assert body["ErrorMessage"] == "The OTA job does not exist."
+    assert UUID_UPPER.match(body["RequestId"])
+    assert "Data" not in body
+    assert emu.count(code="iot.ota.JobNotFound") == 1
+
+
+async def test_instance_scoping(emu, client):
+    """Instance jobs need the matching IotInstanceId; unscoped jobs need none."""
+    emu.add_job(fixtures.make_job("InstJobAbCdEfGhIjKlMn0200"), instance_id="iot-cn-0pp1n8t0001")
+
+    async def ask(job_id: str, instance: str | None) -> dict[str, Any]:
+        params = {"JobId": job_id} | ({"IotInstanceId": instance} if instance else {})
+        url, headers = v3_request(emu.base_url, params)
+        return (await client.post(url, headers=headers)).json()
+
+    assert (await ask("InstJobAbCdEfGhIjKlMn0200", "iot-cn-0pp1n8t0001"))["Success"] is True
+    missing = await ask("InstJobAbCdEfGhIjKlMn0200", None)
+    assert missing["Code"] == "iot.system.InstanceNotFound"
+    other = await ask("InstJobAbCdEfGhIjKlMn0200", "iot-cn-unknown")
+    assert other["Code"] == "iot.system.InstanceNotFound"
+    unscoped_in_instance = await ask(EXAMPLE, "iot-cn-0pp1n8t0001")
+    assert unscoped_in_instance["Code"] == "iot.ota.JobNotFound"
+
+
+async def test_auto_jobs_mints_any_well_formed_id(client):
+    """With auto_jobs, any unknown well-formed JobId is answered with a stored IN_PROGRESS job."""
+    async with IotEmulator(auto_jobs=True, qps=0) as emu:
+        ids = [f"BenchJob{i:04d}" for i in range(3)]
+        for job_id in ids:
+            data = (await query_job(client, emu, job_id)).json()["Data"]
+            assert data["JobId"] == job_id
+            assert data["JobStatus"] == "IN_PROGRESS"
+        assert set(ids) <= set(emu.jobs)
+        bad = (await query_job(client, emu, "bad id!")).json()
+        assert bad["Code"] == "iot.ota.JobNotFound"
+
+
+async def test_fixtures_cover_the_modes_and_parse():
+    """Every fixture parses as an OtaJob, and the set covers each mode the app must render."""
+    from bot.iot.models import OtaJob
+
+    jobs = fixtures.default_jobs()
+    parsed = {job_id: OtaJob.model_validate(data) for job_id, data in jobs.items()}
+    assert parsed[fixtures.PLANNED_JOB_ID].utc_schedule_time is not None
+    assert parsed[fixtures.COMPLETED_JOB_ID].utc_end_time is not None
+    assert parsed[fixtures.CANCELED_JOB_ID].job_status == "CANCELED"
+    gray = jobs[fixtures.GRAY_JOB_ID]
+    assert (gray["GrayPercent"], gray["DynamicMode"], gray["SelectionType"]) == (
+        "50.00",
+        1,
+        "DYNAMIC",
+    )
+    assert parsed[fixtures.VERIFY_JOB_ID].is_verify
+    assert "<!channel>" in jobs[fixtures.HOSTILE_JOB_ID]["Tags"]["OtaTagDTO"][0]["Value"]
+    assert parsed[fixtures.EXTRA_FIELD_JOB_ID].extras == {"NewField": "x"}
+    assert jobs[fixtures.NULL_SRC_JOB_ID]["SrcVersions"] is None
+    assert len({fixtures.make_job(f"B{i}")["JobId"] for i in range(60)}) == 60
+
+
+# --- quota -------------------------------------------------------------------------
+
+
+async def test_eleven_concurrent_calls_throttle_exactly_one(emu, client):
+    """At 10 QPS, 11 simultaneous calls give exactly one Throttling.User, logged as such."""
+    responses = await asyncio.gather(*(query_job(client, emu) for _ in range(11)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * 10 + [400]
+    [throttled] = [r for r in responses if r.status_code == 400]
+    assert_gateway_error(throttled, 400, "Throttling.User")
+    assert emu.count() == 11
+    assert emu.count(code="Throttling.User") == 1
+
+
+async def test_quota_window_slides_and_rejections_take_no_slot(client):
+    """The window is one sliding second per key and action; a throttled call consumes nothing."""
+    clock = FakeClock()
+    creds = {DEMO_ACCESS_KEY_ID: DEMO_ACCESS_KEY_SECRET, "LTAIother": "s2"}
+    async with IotEmulator(clock=clock, qps=2, credentials=creds) as emu:
+        assert (await query_job(client, emu)).status_code == 200
+        clock.now += 0.5
+        assert (await query_job(client, emu)).status_code == 200
+        assert (await query_job(client, emu)).status_code == 400  # 2 in the last second
+        assert (await query_job(client, emu, key="LTAIother", secret="s2")).status_code == 200
+        clock.now += 0.5  # the first call leaves the window; the rejected one never entered
+        assert (await query_job(client, emu)).status_code == 200
+        assert (await query_job(client, emu)).status_code == 400
+        assert emu.count(code="Throttling.User") == 2
+
+
+async def test_latency_delays_answers_but_not_arrival(emu, client):
+    """latency sleeps before each answer; the call's time is when it arrived."""
+    emu.latency = 0.2
+    before = time.time()
+    started = time.monotonic()
+    assert (await query_job(client, emu)).status_code == 200
+    assert time.monotonic() - started >= 0.2
+    assert emu.calls[0].at - before < 0.15
+
+
+# --- scripted failures -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("throttle", 400, "Throttling.User"),
+        ("server_error", 503, "ServiceUnavailable"),
+        ("internal", 500, "InternalError"),
+    ],
+)
+async def test_scripted_gateway_failures(emu, client, kind, status, code):
+    """fail_next answers the next call with the gateway error of that kind, then recovers."""
+    emu.fail_next(kind)
+    assert_gateway_error(await query_job(client, emu), status, code)
+    assert (await query_job(client, emu)).status_code == 200
+    assert emu.count(code=code) == 1
+    assert emu.calls[0].scripted == kind
+
+
+async def test_scripted_throttle_sends_retry_after_in_ms(emu, client):
+    """retry_after (seconds) is sent as x-acs-retry-after in milliseconds."""
+    emu.fail_next("throttle", retry_after=1.5)
+    response = await query_job(client, emu)
+    assert response.headers["x-acs-retry-after"] == "1500"
+    assert "x-acs-retry-after" not in (await query_job(client, emu)).headers
+
+
+async def test_scripted_business_failure(emu, client):
+    """The business script answers HTTP 200 with iot.system.SystemException."""
+    emu.fail_next("business")
+    response = await query_job(client, emu)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["Success"] is False
+    assert body["Code"] == "iot.system.SystemException"
+    assert body["ErrorMessage"] == "A system exception occurred."
+    assert UUID_UPPER.match(body["RequestId"])
+
+
+async def test_scripted_malformed_body(emu, client):
+    """The malformed script answers HTTP 200 with an HTML page instead of JSON."""
+    emu.fail_next("malformed")
+    response = await query_job(client, emu)
+    assert response.status_code == 200
+    assert response.text.startswith("<html>")
+    with pytest.raises(ValueError):
+        response.json()
+    assert emu.count(code="Emulator.Malformed") == 1
+
+
+async def test_scripted_reset_closes_without_answer(emu, client):
+    """The reset script drops the connection without a response."""
+    emu.fail_next("reset")
+    with pytest.raises(httpx.RemoteProtocolError):
+        await query_job(client, emu)
+    assert (emu.calls[0].status, emu.calls[0].code) == (0, "Emulator.Reset")
+    assert (await query_job(client, emu)).status_code == 200
+
+
+async def test_scripted_slow_trips_client_timeout():
+    """A slow script outlasts a client timeout, and stop() does not wait for it."""
+    emu = IotEmulator()
+    await emu.start()
+    emu.fail_next("slow")
+    async with httpx.AsyncClient(timeout=0.3) as short:
+        with pytest.raises(httpx.ReadTimeout):
+            await query_job(short, emu)
+    started = time.monotonic()
+    await emu.stop()
+    assert time.monotonic() - started < 5
+    assert emu.calls[0].scripted == "slow"
+
+
+async def test_scripted_failures_count_and_action_filter(emu, client):
+    """count= repeats a failure; action= limits it to that action; scripts run in order."""
+    emu.fail_next("internal", action="ListOTATaskByJob")
+    emu.fail_next("server_error", count=2)
+    statuses = [(await query_job(client, emu)).status_code for _ in range(3)]
+    assert statuses == [503, 503, 200]
+    with pytest.raises(ValueError):
+        emu.fail_next("explode")
+
+
+# --- job state ---------------------------------------------------------------------
+
+
+async def test_set_status_stamps_times_with_the_emulator_clock():
+    """set_status updates JobStatus, UtcModified, UtcStartTime and UtcEndTime from the clock."""
+    clock = FakeClock()
+    clock.now = datetime(2024, 6, 1, 12, 0, 0, 250000, tzinfo=UTC).timestamp()
+    emu = IotEmulator(clock=clock)
+    job = emu.jobs[fixtures.PLANNED_JOB_ID]
+    emu.set_status(fixtures.PLANNED_JOB_ID, "IN_PROGRESS")
+    assert job["JobStatus"] == "IN_PROGRESS"
+    assert job["UtcStartTime"] == job["UtcModified"] == "2024-06-01T12:00:00.250Z"
+    assert "UtcEndTime" not in job
+    clock.now += 3600
+    emu.set_status(fixtures.PLANNED_JOB_ID, "COMPLETED")
+    assert job["UtcEndTime"] == job["UtcModified"] == "2024-06-01T13:00:00.250Z"
+    assert job["UtcStartTime"] == "2024-06-01T12:00:00.250Z"
+    with pytest.raises(ValueError):
+        emu.set_status(fixtures.PLANNED_JOB_ID, "DONE")
+    with pytest.raises(KeyError):
+        emu.set_status("NoSuchJob", "COMPLETED")
+
+
+async def test_http_control_endpoints(emu, client):
+    """GET /_emulator/calls shows the log; POST /_emulator/jobs/{id}/status moves a job."""
+    await query_job(client, emu)
+    calls = (await client.get(emu.base_url + "/_emulator/calls")).json()
+    assert [c["action"] for c in calls] == ["QueryOTAJob"]
+    assert calls[0]["status"] == 200
+
+    path = f"/_emulator/jobs/{fixtures.EXAMPLE_JOB_ID_UNMASKED}/status"
+    response = await client.post(emu.base_url + path, json={"status": "CANCELED"})
+    assert response.status_code == 200
+    assert response.json()["JobStatus"] == "CANCELED"
+    data = (await query_job(client, emu, fixtures.EXAMPLE_JOB_ID_UNMASKED)).json()["Data"]
+    assert data["JobStatus"] == "CANCELED"
+
+    bad = await client.post(emu.base_url + path, json={"status": "DONE"})
+    assert bad.status_code == 400
+    unknown = await client.post(emu.base_url + "/_emulator/jobs/Nope/status", json={"status": "X"})
+    assert unknown.status_code == 404
+    assert len((await client.get(emu.base_url + "/_emulator/calls")).json()) == 2
+
+
+async def test_cli_prints_what_the_app_needs(capsys):
+    """The CLI prints the base URL, the env vars to set and the fixture JobIds, then serves."""
+    task = asyncio.create_task(cli.serve(cli.parse_args(["--port", "0", "--qps", "5"])))
+    out = ""
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        out += capsys.readouterr().out
+        if "Ctrl-C" in out:
+            break
+    base = re.search(r"IOT_ENDPOINT=(http://127\.0\.0\.1:\d+)", out)
+    assert base
+    async with httpx.AsyncClient(timeout=5) as c:
+        assert (await c.get(base.group(1) + "/_emulator/calls")).json() == []
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert f"ALIBABA_CLOUD_ACCESS_KEY_ID={DEMO_ACCESS_KEY_ID}" in out
+    assert f"ALIBABA_CLOUD_ACCESS_KEY_SECRET={DEMO_ACCESS_KEY_SECRET}" in out
+    assert fixtures.EXAMPLE_JOB_ID_UNMASKED in out

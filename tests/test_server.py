@@ -1,0 +1,169 @@
+"""The entry points as a user runs them: app.py as a process, and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from aiohttp import web
+
+from bot.emulator import fixtures
+from bot.iot.credentials import StaticCredentials
+from bot.runtime import build_runtime
+from bot.server import build_web_app
+from tests.conftest import (
+    CREDENTIAL,
+    SIGNING_SECRET,
+    TEST_KEY_ID,
+    TEST_KEY_SECRET,
+    app_settings,
+)
+from tests.fakes import signed_request, slash_command_body
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IOT_", "ALIBABA_"))}
+    keep["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+    return {**keep, **extra}
+
+
+async def test_http_mode_serves_slack_events_and_healthz(emulator, fake_slack) -> None:
+    """Over real HTTP: /healthz answers, /slack/events takes a signed command."""
+    runtime = await build_runtime(
+        app_settings(emulator, fake_slack), credentials=StaticCredentials(CREDENTIAL)
+    )
+    runner = web.AppRunner(build_web_app(runtime, mode="http"))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            health = await http.get("/healthz")
+            assert health.json() == {"ok": True, "mode": "http", "demo": False}
+            body = slash_command_body(JOB, response_url=fake_slack.response_url("r"))
+            request = signed_request(body, SIGNING_SECRET)
+            headers = {k: v[0] for k, v in request.headers.items()}
+            response = await http.post("/slack/events", content=body, headers=headers)
+            assert response.status_code == 200
+            (post,) = await fake_slack.wait_for_posts("r")
+            assert post.body["blocks"][0]["text"]["text"] == "firmware2"
+            forged = await http.post(
+                "/slack/events", content=body, headers={**headers, "x-slack-signature": "v0=00"}
+            )
+            assert forged.status_code == 401
+    finally:
+        await runner.cleanup()
+        await runtime.aclose()
+
+
+def test_app_refuses_to_start_without_settings() -> None:
+    """Missing settings stop app.py with one message naming each variable."""
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN" in result.stderr and "SLACK_SIGNING_SECRET" in result.stderr
+
+
+async def test_app_runs_in_demo_mode_and_stops_on_sigterm(fake_slack) -> None:
+    """`python app.py` in demo mode serves /healthz and exits cleanly on SIGTERM."""
+    port = free_port()
+    env = clean_env(
+        SLACK_BOT_TOKEN=fake_slack.bot_token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        OTAJOB_DEMO="1",
+        PORT=str(port),
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "app.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 20
+        async with httpx.AsyncClient() as http:
+            while True:
+                try:
+                    health = await http.get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "app did not start"
+                    await asyncio.sleep(0.1)
+        assert health.json()["demo"] is True
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def cli_env(emulator) -> dict[str, str]:
+    return clean_env(
+        IOT_ENDPOINT=emulator.base_url,
+        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
+    )
+
+
+async def test_cli_prints_the_job(emulator) -> None:
+    """`python -m bot job <JobId>` prints the job, readable, from the signed API."""
+    result = await asyncio.to_thread(run_cli, "job", JOB, env=cli_env(emulator))
+    assert result.returncode == 0, result.stderr
+    assert "In progress" in result.stdout and "1.0.0 -> 1.0.1" in result.stdout
+    assert emulator.count("QueryOTAJob") == 1
+
+
+async def test_cli_json_is_the_api_data(emulator) -> None:
+    """--json prints the job's Data with the API's own field names."""
+    result = await asyncio.to_thread(run_cli, "job", JOB, "--json", env=cli_env(emulator))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["DestVersion"] == "1.0.1"
+
+
+async def test_cli_api_error_exits_non_zero(emulator) -> None:
+    """An API error exits 1 and prints Code, message and RequestId, never the secret."""
+    result = await asyncio.to_thread(
+        run_cli, "job", "NoSuchJob00000000000000001", env=cli_env(emulator)
+    )
+    assert result.returncode == 1
+    assert "Code: iot.ota.JobNotFound" in result.stderr and "RequestId: " in result.stderr
+    assert TEST_KEY_SECRET not in result.stderr + result.stdout
+
+
+def test_cli_bad_job_id_exits_2() -> None:
+    """A malformed JobId is refused before any call, with what to type instead."""
+    result = run_cli("job", "wahVIzGkCMuAUE2gDERM02****", env=clean_env())
+    assert result.returncode == 2 and "masked examples" in result.stderr

@@ -1,0 +1,204 @@
+"""The Slack surfaces, dispatched in process with signed requests, against the emulator and
+the fake Slack (response_url posts land there over real HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import pytest
+
+from bot.emulator import fixtures
+from bot.iot.credentials import StaticCredentials
+from bot.runtime import build_runtime
+from tests.conftest import CREDENTIAL, SIGNING_SECRET, TEST_KEY_SECRET, app_settings
+from tests.fakes import block_action_body, signed_request, slash_command_body
+
+JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
+
+
+@pytest.fixture
+async def runtime(emulator, fake_slack):
+    built = await build_runtime(
+        app_settings(emulator, fake_slack), credentials=StaticCredentials(CREDENTIAL)
+    )
+    yield built
+    await built.aclose()
+
+
+async def command(runtime, fake_slack, text: str, key: str = "r1", **kwargs):
+    body = slash_command_body(text, response_url=fake_slack.response_url(key), **kwargs)
+    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+
+
+async def click(runtime, fake_slack, action_id: str, value: str, key: str = "b1"):
+    body = block_action_body(action_id, value, response_url=fake_slack.response_url(key))
+    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+
+
+def dump(post) -> str:
+    return json.dumps(post.body, ensure_ascii=False)
+
+
+async def test_command_acks_at_once_then_answers_with_the_card(runtime, fake_slack, emulator):
+    """ack() comes back before the slow API call; the card follows on response_url."""
+    emulator.latency = 1.0
+    start = time.monotonic()
+    response = await command(runtime, fake_slack, JOB)
+    assert response.status == 200 and time.monotonic() - start < 0.8
+    (post,) = await fake_slack.wait_for_posts("r1")
+    assert post.body["response_type"] == "ephemeral"
+    assert post.body["blocks"][0]["text"]["text"] == "firmware2"
+    assert "In progress" in post.body["text"]
+    assert emulator.count("QueryOTAJob") == 1
+
+
+async def test_help_and_empty_command_show_usage_without_api_calls(runtime, fake_slack, emulator):
+    """`/otajob` and `/otajob help` answer in the ack itself, with no call to Alibaba Cloud."""
+    for text in ("", "help"):
+        response = await command(runtime, fake_slack, text)
+        body = json.loads(response.body)
+        assert "Look up an OTA update batch" in json.dumps(body["blocks"])
+    assert emulator.count("QueryOTAJob") == 0 and fake_slack.posts == []
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("wahVIzGkCMuAUE2gDERM02****", "masked examples"),
+        ("bad!", "does not look like a JobId"),
+        (f"{JOB} instance", "needs an ID after it"),
+        (f"{JOB} now please", "I did not understand"),
+    ],
+)
+async def test_bad_input_is_explained_without_api_calls(runtime, fake_slack, emulator, text, says):
+    """Malformed input gets a specific ephemeral message and makes no API call."""
+    response = await command(runtime, fake_slack, text)
+    assert says in json.loads(response.body)["text"]
+    assert emulator.count("QueryOTAJob") == 0
+
+
+async def test_unknown_job_shows_code_message_and_request_id(runtime, fake_slack, emulator):
+    """An API refusal is explained in plain words with its Code, message and RequestId."""
+    await command(runtime, fake_slack, "NoSuchJob00000000000000001")
+    (post,) = await fake_slack.wait_for_posts("r1")
+    text = dump(post)
+    assert "has no update batch" in text and "iot.ota.JobNotFound" in text
+    assert emulator.calls[-1].params["JobId"] == "NoSuchJob00000000000000001"
+    request_ids = [c for c in emulator.calls if c.code == "iot.ota.JobNotFound"]
+    assert request_ids and "RequestId" in text
+
+
+async def test_instance_is_passed_through(runtime, fake_slack, emulator):
+    """`instance <id>` reaches the API as IotInstanceId."""
+    emulator.add_job(fixtures.make_job("InstJob0000000000000001"), instance_id="iot-cn-t01")
+    await command(runtime, fake_slack, "InstJob0000000000000001 instance iot-cn-t01")
+    (post,) = await fake_slack.wait_for_posts("r1")
+    assert "Instance `iot-cn-t01`" in dump(post)
+
+
+async def test_refresh_replaces_the_card_with_a_fresh_read(runtime, fake_slack, emulator):
+    """Refresh skips the cache and replaces the original message."""
+    await command(runtime, fake_slack, JOB)
+    (card,) = await fake_slack.wait_for_posts("r1")
+    emulator.set_status(JOB, "COMPLETED")
+    value = card.body["blocks"][-1]["elements"][0]["value"]
+    await click(runtime, fake_slack, "job_refresh", value)
+    (post,) = await fake_slack.wait_for_posts("b1")
+    assert post.body["replace_original"] is True and "Completed" in post.body["text"]
+    assert emulator.count("QueryOTAJob") == 2
+
+
+async def test_share_posts_in_channel_naming_the_sharer(runtime, fake_slack, emulator):
+    """Share posts the card for everyone, says who shared it, and pings nobody."""
+    await command(runtime, fake_slack, JOB)
+    (card,) = await fake_slack.wait_for_posts("r1")
+    value = card.body["blocks"][-1]["elements"][1]["value"]
+    await click(runtime, fake_slack, "job_share", value)
+    (post,) = await fake_slack.wait_for_posts("b1")
+    assert post.body["response_type"] == "in_channel" and post.body["replace_original"] is False
+    text = dump(post)
+    assert "Shared by alice" in text and "<@" not in text
+    actions = [b for b in post.body["blocks"] if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == ["job_refresh"]
+
+
+@pytest.mark.parametrize("value", ["", "not json", '{"job": "bad id!"}', '{"job": ["x"]}'])
+async def test_forged_or_stale_button_value_is_refused(runtime, fake_slack, emulator, value):
+    """A button value we did not write gets a plain message and no API call."""
+    await click(runtime, fake_slack, "job_refresh", value)
+    (post,) = await fake_slack.wait_for_posts("b1")
+    assert "cannot read" in post.body["text"]
+    assert emulator.count("QueryOTAJob") == 0
+
+
+async def test_forged_signature_and_old_timestamp_are_refused(runtime, fake_slack, emulator):
+    """Requests not signed with our secret, or 10 minutes old, get 401 and do nothing."""
+    body = slash_command_body(JOB, response_url=fake_slack.response_url("r1"))
+    forged = await runtime.app.async_dispatch(signed_request(body, "not-our-secret"))
+    old = await runtime.app.async_dispatch(
+        signed_request(body, SIGNING_SECRET, timestamp=int(time.time()) - 600)
+    )
+    assert forged.status == 401 and old.status == 401
+    await asyncio.sleep(0.2)
+    assert emulator.count("QueryOTAJob") == 0 and fake_slack.posts == []
+
+
+async def test_unexpected_error_is_logged_with_an_id_the_user_sees(
+    runtime, fake_slack, monkeypatch, caplog
+):
+    """A bug answers with an error id, and the log line carries the same id."""
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runtime.deps.service, "get_job", broken)
+    with caplog.at_level(logging.ERROR, logger="otajob.errors"):
+        await command(runtime, fake_slack, JOB)
+        (post,) = await fake_slack.wait_for_posts("r1")
+    error_id = post.body["text"].split("error id ")[1].rstrip(").")
+    assert f"error_id={error_id}" in caplog.text and "RuntimeError" in caplog.text
+
+
+async def test_forty_concurrent_commands_cost_one_or_two_calls(runtime, fake_slack, emulator):
+    """40 people asking at once: all acked fast, all get the card, ~1 upstream call."""
+    emulator.latency = 0.5
+    start = time.monotonic()
+    responses = await asyncio.gather(
+        *(command(runtime, fake_slack, JOB, key=f"k{i}") for i in range(40))
+    )
+    assert all(r.status == 200 for r in responses)
+    assert time.monotonic() - start < 2.0
+    for i in range(40):
+        (post,) = await fake_slack.wait_for_posts(f"k{i}")
+        assert post.body["blocks"][0]["text"]["text"] == "firmware2"
+    assert emulator.count("QueryOTAJob") <= 2
+
+
+async def test_no_secret_anywhere(runtime, fake_slack, emulator, caplog):
+    """After errors of every kind, no post, call or log line holds the AccessKey secret."""
+    with caplog.at_level(logging.DEBUG):
+        emulator.fail_next("throttle")
+        await command(runtime, fake_slack, JOB, key="a")
+        await command(runtime, fake_slack, "NoSuchJob00000000000000001", key="b")
+        await fake_slack.wait_for_posts("a")
+        await fake_slack.wait_for_posts("b")
+    everything = caplog.text + json.dumps([p.body for p in fake_slack.posts])
+    everything += json.dumps([c.args for c in fake_slack.calls])
+    assert TEST_KEY_SECRET not in everything
+
+
+async def test_demo_mode_labels_every_message(emulator, fake_slack):
+    """With OTAJOB_DEMO=1 the app answers from its own emulator and says so."""
+    demo = await build_runtime(app_settings(emulator, fake_slack, OTAJOB_DEMO="1"))
+    try:
+        await command(demo, fake_slack, JOB)
+        (post,) = await fake_slack.wait_for_posts("r1")
+        assert post.body["text"].startswith("[demo]") and "Demo data" in dump(post)
+        assert emulator.count("QueryOTAJob") == 0  # the in-process one answered
+        usage = await command(demo, fake_slack, "help")
+        assert "Demo data" in usage.body
+    finally:
+        await demo.aclose()
