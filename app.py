@@ -9,12 +9,13 @@ import asyncio
 import logging
 import sys
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, load_env_file, load_settings
 from bot.runtime import build_runtime
 from bot.server import serve
 
 
 async def main() -> None:
+    load_env_file()
     settings = load_settings()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

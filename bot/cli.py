@@ -11,7 +11,7 @@ import json
 import sys
 from typing import TextIO
 
-from .config import ConfigError, IotSettings, load_settings
+from .config import ConfigError, IotSettings, load_env_file, load_settings
 from .iot.errors import IotError
 from .render import Renderer
 from .runtime import build_iot
@@ -65,6 +65,7 @@ async def show_job(args: argparse.Namespace, settings: IotSettings, out: TextIO)
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    load_env_file()
     try:
         settings = load_settings(kind=IotSettings)
     except ConfigError as exc:

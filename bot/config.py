@@ -6,9 +6,11 @@ variable at fault, instead of failing later at the first request.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Literal, TypeVar
 
+from dotenv import load_dotenv
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,6 +53,15 @@ class Settings(IotSettings):
 
 
 S = TypeVar("S", bound="IotSettings")
+
+
+def load_env_file() -> None:
+    """Put a ``.env`` file's variables into the environment; real variables win.
+
+    Into the environment (not only into Settings) so Alibaba's credential chain sees
+    ALIBABA_CLOUD_* from the file too. OTAJOB_ENV_FILE names another file.
+    """
+    load_dotenv(os.environ.get("OTAJOB_ENV_FILE", ".env"), override=False)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, kind: type[S] = Settings) -> S:

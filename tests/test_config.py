@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, load_env_file, load_settings
 
 
 def test_missing_settings_are_all_named() -> None:
@@ -48,3 +50,16 @@ def test_defaults_and_endpoint() -> None:
     )
     assert local.iot_base_url == "http://127.0.0.1:9000"
     assert "x" not in repr(settings.slack_bot_token)
+
+
+def test_env_file_fills_the_environment_without_overriding(tmp_path, monkeypatch) -> None:
+    """A .env file sets what is unset (Alibaba's variables too); real variables win."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("SLACK_BOT_TOKEN=from-file\nALIBABA_CLOUD_REGION_ID=ap-northeast-1\n")
+    monkeypatch.setenv("OTAJOB_ENV_FILE", str(env_file))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "from-env")
+    monkeypatch.delenv("ALIBABA_CLOUD_REGION_ID", raising=False)
+    load_env_file()
+    assert os.environ["SLACK_BOT_TOKEN"] == "from-env"
+    assert os.environ["ALIBABA_CLOUD_REGION_ID"] == "ap-northeast-1"
+    monkeypatch.delenv("ALIBABA_CLOUD_REGION_ID")

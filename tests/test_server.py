@@ -41,6 +41,7 @@ def free_port() -> int:
 def clean_env(**extra: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IOT_", "ALIBABA_"))}
     keep["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+    keep["OTAJOB_ENV_FILE"] = "/nonexistent/.env"  # a developer's own .env must not leak in
     return {**keep, **extra}
 
 
