@@ -43,6 +43,15 @@ async def test_sts_token_is_sent_and_accepted(make_client, emulator) -> None:
     assert info.value.code.startswith("InvalidSecurityToken")
 
 
+async def test_v2_sts_token_never_reaches_the_logs(make_client, caplog) -> None:
+    """With V2 the token travels in the URL; no log line, even at DEBUG, carries it."""
+    sts = Credential(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_SECURITY_TOKEN)
+    with caplog.at_level(logging.DEBUG):
+        await make_client(signature="v2", credential=sts).query_ota_job(JOB)
+    assert caplog.records  # something was logged, and none of it is the token
+    assert DEMO_SECURITY_TOKEN not in caplog.text and DEMO_ACCESS_KEY_SECRET not in caplog.text
+
+
 async def test_instance_id_is_sent(make_client, emulator) -> None:
     """IotInstanceId goes with the call; a job on that instance is found there."""
     emulator.add_job(fixtures.make_job("InstJob0000000000000001"), instance_id="iot-cn-test01")

@@ -43,11 +43,9 @@ class FakeClock:
 
 
 @pytest.fixture
-async def emu():
-    emulator = IotEmulator()
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+def emu(emulator: IotEmulator) -> IotEmulator:
+    """The shared emulator fixture (tests/conftest.py), under this file's short name."""
+    return emulator
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ async def test_never_more_than_limit_in_any_window() -> None:
     stamps: list[float] = []
 
     async def one() -> None:
-        await limiter.acquire()
-        stamps.append(time.monotonic())
+        async with limiter.slot():
+            stamps.append(time.monotonic())
 
     await asyncio.gather(*(one() for _ in range(35)))
     assert len(stamps) == 35
@@ -36,12 +36,12 @@ async def test_never_more_than_limit_in_any_window() -> None:
 async def test_people_go_before_background_work() -> None:
     """When both wait, every person's call is released before any background call."""
     limiter = SlidingWindowLimiter(1, window=0.05, margin=0.0)
-    await limiter.acquire()  # fill the window so everyone below has to wait
+    limiter.release(await limiter.acquire())  # fill the window so everyone below waits
     order: list[str] = []
 
     async def one(name: str, priority: Priority) -> None:
-        await limiter.acquire(priority)
-        order.append(name)
+        async with limiter.slot(priority):
+            order.append(name)
 
     tasks = [asyncio.create_task(one(f"bg{i}", Priority.BACKGROUND)) for i in range(3)]
     await asyncio.sleep(0)
@@ -53,10 +53,40 @@ async def test_people_go_before_background_work() -> None:
 async def test_cancelled_waiter_gives_its_turn_away() -> None:
     """A caller that gives up while waiting does not use a slot."""
     limiter = SlidingWindowLimiter(1, window=0.05, margin=0.0)
-    await limiter.acquire()
+    limiter.release(await limiter.acquire())
     gone = asyncio.create_task(limiter.acquire())
     await asyncio.sleep(0)
     gone.cancel()
     start = time.monotonic()
     await limiter.acquire()
     assert time.monotonic() - start < 0.09  # got the very next slot
+
+
+async def wait_for_next_slot(limiter: SlidingWindowLimiter) -> float:
+    start = time.monotonic()
+    limiter.release(await limiter.acquire())
+    return time.monotonic() - start
+
+
+async def test_a_call_counts_until_one_window_after_its_answer() -> None:
+    """The gateway counts arrivals, which happen before the answer: the place is held from
+    release until one window after the answer comes back."""
+    limiter = SlidingWindowLimiter(1, window=0.1, margin=0.0, arrival_bound=0.3)
+    slot = await limiter.acquire()
+
+    async def answer_later() -> None:
+        await asyncio.sleep(0.15)
+        limiter.release(slot)
+
+    answering = asyncio.create_task(answer_later())
+    waited = await wait_for_next_slot(limiter)
+    await answering
+    assert 0.23 <= waited < 0.35  # 0.15 s to the answer, then one 0.1 s window
+
+
+async def test_a_slow_answer_holds_its_place_only_until_the_arrival_bound() -> None:
+    """A call still waiting for its answer counts until arrival_bound plus one window."""
+    limiter = SlidingWindowLimiter(1, window=0.1, margin=0.0, arrival_bound=0.2)
+    await limiter.acquire()  # never answered
+    waited = await wait_for_next_slot(limiter)
+    assert 0.28 <= waited < 0.45

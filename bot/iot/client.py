@@ -34,6 +34,9 @@ from .quota import Priority, QuotaLimiters
 
 API_VERSION = "2018-01-20"
 log = logging.getLogger(__name__)
+# httpx logs every request's full URL at INFO; with V2 signing that URL carries the
+# Signature and an STS SecurityToken. Keep that line out of any log.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def endpoint_for_region(region_id: str) -> str:
@@ -141,7 +144,7 @@ class IotClient:
         self, action: str, params: dict[str, str], priority: Priority
     ) -> dict[str, Any]:
         credential = await self._credentials.get()
-        await self._limiters.for_key(credential.access_key_id).acquire(priority)
+        limiter = self._limiters.for_key(credential.access_key_id)
         url = httpx.URL(self._endpoint).copy_with(
             query=signing.canonical_query(params).encode("ascii") or None
         )
@@ -154,7 +157,8 @@ class IotClient:
             nonce=self._nonce,
         )
         try:
-            response = await self._http.post(url, auth=auth)
+            async with limiter.slot(priority):
+                response = await self._http.post(url, auth=auth)
         except httpx.TimeoutException:
             raise IotTransportError("Timeout", f"no answer from {url.host} in time") from None
         except httpx.TransportError as exc:

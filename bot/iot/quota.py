@@ -1,21 +1,27 @@
 """The account's API quota, enforced on our side.
 
 The gateway allows QueryOTAJob 10 calls per second per account, shared by every RAM user
-and every other tool the customer runs, and does not document its window. So we never
-send more than ``limit`` calls in any sliding window of ``window`` seconds (plus a small
-margin for network jitter between our clock and the gateway's), and people's queries go
-ahead of background work. aiolimiter's leaky bucket allows a burst on top of the rate
-within one second and has no priorities, hence this small scheduler.
+and every other tool the customer runs, and does not document its window. It counts a
+call when the call *arrives*, which we cannot see: only that it arrived after we sent it
+and before its answer came back. So a call holds its place in our window from the moment
+it is let go until one window after its answer, or, if the answer is slow, until one
+window after ``arrival_bound`` seconds past its start (by then it has surely arrived).
+Counting from the release alone is not enough: a stalled event loop or a slow network
+can make a batch arrive late and overlap the next one at the gateway.
+
+People's queries go ahead of background work. aiolimiter's leaky bucket lets a burst
+through on top of the rate within one second and has no priorities, hence this scheduler.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -24,51 +30,78 @@ class Priority(IntEnum):
     BACKGROUND = 1  # watchers, prefetches
 
 
+@dataclass
+class Slot:
+    expires: float  # when this call stops counting against the window
+
+
 class SlidingWindowLimiter:
     def __init__(
         self,
         limit: int,
         window: float = 1.0,
         margin: float = 0.05,
+        arrival_bound: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
         self.span = window + margin
+        self.arrival_bound = arrival_bound
         self._clock = clock
-        self._sent: deque[float] = deque()
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._slots: list[Slot] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[Slot]]] = []
         self._seq = itertools.count()
         self._pump: asyncio.Task[None] | None = None
+        self._released = asyncio.Event()
 
-    def _free_slots(self, now: float) -> int:
-        while self._sent and self._sent[0] <= now - self.span:
-            self._sent.popleft()
-        return self.limit - len(self._sent)
+    @contextlib.asynccontextmanager
+    async def slot(self, priority: Priority = Priority.PERSON) -> AsyncIterator[None]:
+        """Hold a place in the window for one call: ``async with limiter.slot(): send``."""
+        taken = await self.acquire(priority)
+        try:
+            yield
+        finally:
+            self.release(taken)
 
-    async def acquire(self, priority: Priority = Priority.PERSON) -> None:
-        """Wait until a call may be sent now; the slot is taken when this returns."""
+    def in_window(self) -> int:
         now = self._clock()
-        if not self._waiters and self._free_slots(now) > 0:
-            self._sent.append(now)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slots = [s for s in self._slots if s.expires > now]
+        return len(self._slots)
+
+    def _take(self) -> Slot:
+        taken = Slot(self._clock() + self.arrival_bound + self.span)
+        self._slots.append(taken)
+        return taken
+
+    async def acquire(self, priority: Priority = Priority.PERSON) -> Slot:
+        """Wait until a call may be sent now; pass the result to :meth:`release`."""
+        if not self._waiters and self.in_window() < self.limit:
+            return self._take()
+        future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (int(priority), next(self._seq), future))
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._release_waiters())
-        await future
+        return await future
+
+    def release(self, taken: Slot) -> None:
+        """The call's answer is back: it arrived by now, so it counts one window more."""
+        taken.expires = min(taken.expires, self._clock() + self.span)
+        self._released.set()
 
     async def _release_waiters(self) -> None:
         while self._waiters:
-            now = self._clock()
-            if self._free_slots(now) > 0:
+            if self.in_window() < self.limit:
                 _, _, future = heapq.heappop(self._waiters)
                 if not future.done():  # a cancelled waiter gives its turn away
-                    self._sent.append(now)
-                    future.set_result(None)
+                    future.set_result(self._take())
                 continue
-            await asyncio.sleep(max(self._sent[0] + self.span - now, 0.001))
+            # Wake when the oldest place expires, or earlier if an answer shortens one.
+            wait = min(s.expires for s in self._slots) - self._clock()
+            self._released.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._released.wait(), max(wait, 0.001))
 
 
 class QuotaLimiters:

@@ -1,0 +1,115 @@
+"""The benchmark's plumbing: the IoT emulator, the fake Slack and the app, wired like the
+tests wire them (tests/conftest.py), each on 127.0.0.1 over real HTTP; plus small stats."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from aiohttp import web
+
+from bot.config import load_settings
+from bot.emulator import IotEmulator
+from bot.iot.credentials import Credential, StaticCredentials
+from bot.runtime import Runtime, build_runtime
+from bot.server import build_web_app
+from tests.fakes import FakeSlack, signed_request, slash_command_body
+
+# A key of the benchmark's own, accepted only by the emulators started here.
+BENCH_KEY_ID = "LTAIbenchOtajobKey"
+BENCH_KEY_SECRET = "b3nch-s3cret-not-a-real-key"
+CREDENTIAL = Credential(BENCH_KEY_ID, BENCH_KEY_SECRET)
+SIGNING_SECRET = "bench-signing-secret"
+
+
+@dataclass
+class Stack:
+    emulator: IotEmulator
+    slack: FakeSlack
+    runtime: Runtime
+
+
+@asynccontextmanager
+async def stack(
+    *, latency: float = 0.0, qps: float = 10, auto_jobs: bool = False
+) -> AsyncIterator[Stack]:
+    """A fresh emulator, fake Slack and runtime (build_runtime, as app.py builds it)."""
+    emulator = IotEmulator(
+        credentials={BENCH_KEY_ID: BENCH_KEY_SECRET},
+        qps=qps,
+        latency=latency,
+        auto_jobs=auto_jobs,
+    )
+    slack = FakeSlack()
+    await emulator.start()
+    await slack.start()
+    settings = load_settings(
+        {
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "IOT_ENDPOINT": emulator.base_url,
+            "IOT_QPS": str(int(qps)) if qps else "1000",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    runtime = await build_runtime(settings, credentials=StaticCredentials(CREDENTIAL))
+    try:
+        yield Stack(emulator, slack, runtime)
+    finally:
+        await runtime.aclose()
+        await slack.stop()
+        await emulator.stop()
+
+
+@asynccontextmanager
+async def serve_http(runtime: Runtime) -> AsyncIterator[str]:
+    """The real web app (build_web_app, HTTP mode) on 127.0.0.1; yields its base URL."""
+    runner = web.AppRunner(build_web_app(runtime, mode="http"), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def signed_command(slack: FakeSlack, text: str, key: str) -> tuple[str, dict[str, str]]:
+    """A ``/otajob <text>`` body and headers signed like Slack signs them."""
+    body = slash_command_body(text, response_url=slack.response_url(key))
+    request = signed_request(body, SIGNING_SECRET)
+    return body, {k: v[0] for k, v in request.headers.items()}
+
+
+async def post_timed(
+    http: httpx.AsyncClient, body: str, headers: dict[str, str]
+) -> tuple[float, httpx.Response]:
+    """POST to /slack/events; returns (seconds to the HTTP response, the response)."""
+    start = time.perf_counter()
+    response = await http.post("/slack/events", content=body, headers=headers)
+    return time.perf_counter() - start, response
+
+
+def latency_summary(samples: Sequence[float]) -> dict[str, float]:
+    """p50, p99 (linear interpolation between ranks, as numpy's default) and max."""
+    return {
+        "p50": statistics.median(samples),
+        "p99": statistics.quantiles(samples, n=100, method="inclusive")[98],
+        "max": max(samples),
+    }
+
+
+def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
+    """Most events in any window (t - window, t], the emulator's own sliding window."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
