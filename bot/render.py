@@ -5,8 +5,8 @@ JSON string literal, and one ``finalize`` step turns it into string content: Sla
 (``& < >`` only, so data can never become ``<!channel>``, ``<@U1>`` or a disguised link)
 and JSON-escaped (so quotes, backslashes and newlines cannot break the document). Markup
 the template itself means (a date token, a link) comes from helpers that return
-:class:`SlackText`, which is escaped already. Non-string JSON values go through ``|json``;
-macros return template-written JSON, passed through as is.
+:class:`SlackText`, which is escaped already. Macros return template-written JSON, passed
+through as is.
 
 After rendering, the JSON is parsed and validated against Block Kit's limits, including
 those slack_sdk's models miss, so a bad template fails loudly in tests.
@@ -48,13 +48,6 @@ class SlackText(str):
 
 class PlainText(str):
     """Text for a plain_text object or a button value: Slack shows it as is."""
-
-
-class JsonValue:
-    """A whole JSON value (number, bool, list) for a position outside a string literal."""
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
 
 
 def slack_escape(text: str) -> str:
@@ -109,16 +102,9 @@ def slack_date(moment: datetime | None, style: str = "{date_short_pretty} {time}
     return SlackText(f"<!date^{unix}^{style}|{fallback}>")
 
 
-def link(url: str, label: str) -> SlackText:
-    """A link whose URL is ours (a console address), never a value from the API."""
-    return SlackText(f"<{url}|{slack_escape(label)}>")
-
-
 def _finalize(value: Any) -> Markup:
     if isinstance(value, Markup):  # a macro's output: JSON the template itself wrote
         return value
-    if isinstance(value, JsonValue):
-        return Markup(json.dumps(value.value, ensure_ascii=False))
     safe = isinstance(value, SlackText | PlainText)
     text = str(value) if safe else slack_escape(_as_text(value))
     return Markup(json.dumps(text, ensure_ascii=False)[1:-1])
@@ -172,8 +158,8 @@ class Renderer:
         self._blocks_env = Environment(finalize=_finalize, autoescape=True, **common)
         self._text_env = Environment(autoescape=False, **common)
         for env in (self._blocks_env, self._text_env):
-            env.filters.update(plain=plain, json=JsonValue, text=_as_text, compact=_compact_json)
-            env.globals.update(date=slack_date, link=link)
+            env.filters.update(plain=plain, text=_as_text, compact=_compact_json)
+            env.globals.update(date=slack_date)
         self._blocks_env.filters["cut"] = cut
         # In a terminal nothing is parsed as markup: cut without escaping.
         self._text_env.filters["cut"] = plain

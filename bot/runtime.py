@@ -12,10 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from .config import IotSettings, Settings
@@ -77,16 +74,12 @@ async def build_iot(
     return IotParts(client, http, settings.otajob_demo, closers)
 
 
-def build_web_client(settings: Settings) -> AsyncWebClient:
-    kwargs = {"base_url": settings.slack_api_url} if settings.slack_api_url else {}
-    return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-        ],
-        **kwargs,
-    )
+def configure_web_client(client: AsyncWebClient, settings: Settings) -> None:
+    """Bolt builds the client from the token; we point it and add a 429 retry."""
+    if settings.slack_api_url:
+        client.base_url = settings.slack_api_url
+    # slack_sdk retries connection errors by default; honour Retry-After on 429 too.
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
 
 
 @dataclass
@@ -114,9 +107,10 @@ async def build_runtime(
         demo=iot.demo,
     )
     app = AsyncApp(
-        client=build_web_client(settings),
+        token=settings.slack_bot_token.get_secret_value(),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         process_before_response=False,  # ack first, answer through respond() after
     )
+    configure_web_client(app.client, settings)
     register_all(app, deps)
     return Runtime(app=app, deps=deps, iot=iot, settings=settings)

@@ -194,7 +194,7 @@ def test_usage_and_unexpected_render() -> None:
     assert "/otajob <JobId>" not in usage.blocks[0]["text"]["text"]  # escaped form instead
     assert "/otajob &lt;JobId&gt;" in usage.blocks[0]["text"]["text"]
     assert_no_markup_from_data(usage)
-    oops = RENDERER.render("unexpected", error_id="abc123")
+    oops = RENDERER.render("unexpected", error_id="abc123", demo=False)
     assert "abc123" in oops.text
 
 

@@ -39,6 +39,7 @@ from bot.emulator.verify import (
     missing,
     verify,
 )
+from bot.iot.models import JOB_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ DEMO_ACCESS_KEY_ID = "LTAIdemoOtajobEmulator"
 DEMO_ACCESS_KEY_SECRET = "demo-secret-not-a-real-key"
 DEMO_SECURITY_TOKEN = "CAISdemoOtajobEmulatorStsToken"
 
-JOB_STATUSES = ("PLANNED", "IN_PROGRESS", "COMPLETED", "CANCELED")
 FAILURE_KINDS = ("throttle", "server_error", "internal", "malformed", "business", "slow", "reset")
 SLOW_SECONDS = 30.0
 # Per-action quotas that do not follow the ``qps`` attribute (reference: quotas section).

@@ -91,7 +91,7 @@ def error_kind(error: IotError) -> str:
         return "unreachable"
     if isinstance(error, IotBadResponse):
         return "bad_response"
-    if code == "iot.system.InstanceNotFound" or "Instance" in code:
+    if code.endswith("InstanceNotFound"):
         return "wrong_instance"
     if "PermissionDeny" in code or code.startswith("Forbidden") or "NoPermission" in code:
         return "permission"

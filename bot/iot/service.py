@@ -63,6 +63,10 @@ class OtaService:
         self.default_instance_id = default_instance_id
         self._jobs: CoalescingCache[JobResult] = CoalescingCache(cache_seconds)
 
+    def instance_for(self, instance_id: str | None) -> str | None:
+        """The instance a call goes to: the one named, else the configured default."""
+        return instance_id or self.default_instance_id
+
     async def get_job(
         self,
         job_id: str,
@@ -71,7 +75,7 @@ class OtaService:
         fresh: bool = False,
         priority: Priority = Priority.PERSON,
     ) -> JobResult:
-        instance = instance_id or self.default_instance_id
+        instance = self.instance_for(instance_id)
         return await self._jobs.get(
             ("QueryOTAJob", job_id, instance),
             lambda: self.client.query_ota_job(job_id, instance_id=instance, priority=priority),

@@ -23,7 +23,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         log.error("error_id=%s while handling a %s", error_id, kind, exc_info=error)
         if respond is None:
             return
-        message = deps.renderer.render("unexpected", error_id=error_id)
+        message = deps.renderer.render("unexpected", error_id=error_id, demo=deps.demo)
         try:
             await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
         except Exception:  # the funnel itself must never raise

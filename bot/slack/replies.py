@@ -49,7 +49,7 @@ async def job_message(
     shared_by: str | None = None,
     buttons: tuple[str, ...] = ("refresh", "share"),
 ) -> Message:
-    instance = ref.instance_id or deps.service.default_instance_id
+    instance = deps.service.instance_for(ref.instance_id)
     try:
         result = await deps.service.get_job(ref.job_id, ref.instance_id, fresh=fresh)
     except IotError as error:
