@@ -51,6 +51,12 @@ class Settings(IotSettings):
     slack_api_url: str | None = None  # e.g. a local fake Slack in tests
     port: int = Field(default=3000, ge=1, le=65535)
 
+    # Watchers
+    database_url: str = "sqlite:///otajob.db"
+    watch_poll_seconds: float = Field(default=60.0, gt=0)
+    watch_qps_share: float = Field(default=0.5, gt=0, le=1)
+    watch_max_days: float = Field(default=14.0, gt=0)
+
 
 S = TypeVar("S", bound="IotSettings")
 

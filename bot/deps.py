@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from .iot.service import OtaService
 from .render import Renderer
+from .watch.watcher import Watcher
 
 
 @dataclass(frozen=True)
 class Deps:
     service: OtaService
     renderer: Renderer
+    watcher: Watcher
     demo: bool = False  # every message says it shows demo data

@@ -15,8 +15,9 @@ those slack_sdk's models miss, so a bad template fails loudly in tests.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +79,48 @@ def plain(value: Any, limit: int | None = None) -> PlainText:
     return PlainText(text)
 
 
+# C0 control characters other than tab and newline: they show as nothing useful and
+# JSON-encode to six characters each, which could push a message past Slack's size limit.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, str):
+        return _CONTROL.sub("", value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return str(value)
+
+
+def _from_epoch(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def duration(value: timedelta | float | None) -> str:
+    """``3 h 12 min``: the two largest units, which is what a person reads at a glance."""
+    if value is None:
+        return ""
+    seconds = int(value.total_seconds() if isinstance(value, timedelta) else value)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
+
+
+def channel_link(channel_id: str) -> SlackText:
+    """``<#C123>``: Slack shows the channel's name. Only for IDs we validated."""
+    if not CHANNEL_ID.match(channel_id or ""):
+        return SlackText(slack_escape(str(channel_id)))
+    return SlackText(f"<#{channel_id}>")
 
 
 def _compact_json(value: Any) -> str:
@@ -158,8 +193,8 @@ class Renderer:
         self._blocks_env = Environment(finalize=_finalize, autoescape=True, **common)
         self._text_env = Environment(autoescape=False, **common)
         for env in (self._blocks_env, self._text_env):
-            env.filters.update(plain=plain, text=_as_text, compact=_compact_json)
-            env.globals.update(date=slack_date)
+            env.filters.update(plain=plain, text=_as_text, compact=_compact_json, duration=duration)
+            env.globals.update(date=slack_date, channel=channel_link, epoch=_from_epoch)
         self._blocks_env.filters["cut"] = cut
         # In a terminal nothing is parsed as markup: cut without escaping.
         self._text_env.filters["cut"] = plain

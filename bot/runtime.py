@@ -19,10 +19,13 @@ from .config import IotSettings, Settings
 from .deps import Deps
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
-from .iot.quota import QuotaLimiters
+from .iot.quota import SlidingWindowLimiter
 from .iot.service import OtaService
 from .render import Renderer
-from .slack import register_all
+from .slack.surfaces import register_all
+from .watch.poster import SlackPoster
+from .watch.store import Store
+from .watch.watcher import Watcher, WatchSettings
 
 log = logging.getLogger("otajob")
 
@@ -31,6 +34,7 @@ log = logging.getLogger("otajob")
 class IotParts:
     client: IotClient
     http: httpx.AsyncClient
+    limiter: SlidingWindowLimiter
     demo: bool
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -60,24 +64,31 @@ async def build_iot(
     http = httpx.AsyncClient(
         timeout=settings.iot_timeout_seconds,
         transport=transport,
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        # No cap on connections: a call must go out when the limiter lets it go, not
+        # wait in a pool (the limiter assumes it reaches the gateway soon after).
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         headers={"user-agent": "otajob/0.1"},
+    )
+    # Watchers may use WATCH_QPS_SHARE of the quota, so people's queries stay fast.
+    share = getattr(settings, "watch_qps_share", 1.0)
+    limiter = SlidingWindowLimiter(
+        settings.iot_qps, background_limit=max(1, int(settings.iot_qps * share))
     )
     client = IotClient(
         http,
         credentials or DefaultCredentialChain(),
         endpoint=endpoint,
-        limiters=QuotaLimiters(settings.iot_qps),
+        limiter=limiter,
         signature=settings.iot_signature,
         retry=RetryPolicy(total_seconds=settings.iot_retry_seconds),
     )
-    return IotParts(client, http, settings.otajob_demo, closers)
+    return IotParts(client, http, limiter, settings.otajob_demo, closers)
 
 
 def configure_web_client(client: AsyncWebClient, settings: Settings) -> None:
     """Bolt builds the client from the token; we point it and add a 429 retry."""
-    if settings.slack_api_url:
-        client.base_url = settings.slack_api_url
+    if settings.slack_api_url:  # slack_sdk joins method names onto it: keep the slash
+        client.base_url = settings.slack_api_url.rstrip("/") + "/"
     # slack_sdk retries connection errors by default; honour Retry-After on 429 too.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
 
@@ -87,9 +98,16 @@ class Runtime:
     app: AsyncApp
     deps: Deps
     iot: IotParts
+    store: Store
     settings: Settings
 
+    def start(self) -> None:
+        """Start background work (the watcher's poll loop)."""
+        self.deps.watcher.start()
+
     async def aclose(self) -> None:
+        await self.deps.watcher.stop()  # lets polls and posts under way finish
+        await self.store.close()
         await self.iot.aclose()
 
 
@@ -97,20 +115,31 @@ async def build_runtime(
     settings: Settings, *, credentials: CredentialSource | None = None
 ) -> Runtime:
     iot = await build_iot(settings, credentials=credentials)
-    deps = Deps(
-        service=OtaService(
-            iot.client,
-            cache_seconds=settings.iot_cache_seconds,
-            default_instance_id=settings.iot_instance_id,
-        ),
-        renderer=Renderer(),
-        demo=iot.demo,
-    )
+    store = await Store.open(settings.database_url)
     app = AsyncApp(
         token=settings.slack_bot_token.get_secret_value(),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         process_before_response=False,  # ack first, answer through respond() after
     )
     configure_web_client(app.client, settings)
+    service = OtaService(
+        iot.client,
+        cache_seconds=settings.iot_cache_seconds,
+        default_instance_id=settings.iot_instance_id,
+    )
+    renderer = Renderer()
+    watcher = Watcher(
+        store,
+        service,
+        renderer,
+        SlackPoster(app.client),
+        WatchSettings(
+            poll_seconds=settings.watch_poll_seconds,
+            max_days=settings.watch_max_days,
+            budget_per_second=iot.limiter.background_limit,
+        ),
+        demo=iot.demo,
+    )
+    deps = Deps(service=service, renderer=renderer, watcher=watcher, demo=iot.demo)
     register_all(app, deps)
-    return Runtime(app=app, deps=deps, iot=iot, settings=settings)
+    return Runtime(app=app, deps=deps, iot=iot, store=store, settings=settings)

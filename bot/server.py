@@ -52,6 +52,7 @@ async def serve(runtime: Runtime, *, host: str = "0.0.0.0") -> None:
     else:
         log.info("listening for Slack on port %d at /slack/events", settings.port)
 
+    runtime.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 # Alibaba's default credential chain may ask the ECS metadata service; never from tests.
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
@@ -15,7 +16,7 @@ from bot.config import Settings, load_settings
 from bot.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
 from bot.iot.client import IotClient, RetryPolicy
 from bot.iot.credentials import Credential, StaticCredentials
-from bot.iot.quota import QuotaLimiters
+from bot.iot.quota import SlidingWindowLimiter
 from tests.fakes import FakeSlack
 
 # A key of the tests' own, so a leak check can look for a secret nothing else prints.
@@ -62,7 +63,7 @@ async def make_client(emulator):
             http,
             StaticCredentials(credential),
             endpoint=emulator.base_url,
-            limiters=QuotaLimiters(qps),
+            limiter=SlidingWindowLimiter(qps),
             signature=signature,
             retry=retry or RetryPolicy(backoff_seconds=0.01, max_backoff_seconds=0.05),
         )
@@ -75,6 +76,7 @@ async def make_client(emulator):
 def app_settings(emulator: IotEmulator, fake: FakeSlack, **extra: str) -> Settings:
     return load_settings(
         {
+            "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='otajob-test-')}/otajob.db",
             "SLACK_BOT_TOKEN": fake.bot_token,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": fake.api_url,

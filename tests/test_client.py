@@ -119,11 +119,24 @@ async def test_retries_are_bounded(make_client, emulator) -> None:
 
 
 async def test_malformed_body_is_a_clear_error(make_client, emulator) -> None:
-    """A non-JSON answer (a proxy's HTML page) is IotBadResponse quoting the start of it."""
+    """A non-JSON answer under HTTP 200 is IotBadResponse quoting it, and not retried."""
     emulator.fail_next("malformed")
     with pytest.raises(IotBadResponse) as info:
         await make_client().query_ota_job(JOB)
     assert "not JSON" in info.value.message and "502 Bad Gateway" in info.value.message
+    assert emulator.count("QueryOTAJob") == 1
+
+
+def test_a_proxy_error_page_under_5xx_is_retryable() -> None:
+    """A 502 page that is not JSON is the platform's side: IotUnavailable, retried."""
+    import httpx
+
+    from bot.iot.client import parse_response
+
+    page = httpx.Response(502, text="<html>502 Bad Gateway</html>")
+    with pytest.raises(IotUnavailable) as info:
+        parse_response(page)
+    assert info.value.retryable and info.value.code == "HTTP502"
 
 
 async def test_business_system_exception(make_client, emulator) -> None:

@@ -20,6 +20,7 @@ from bot.emulator import (
     fixtures,
 )
 from bot.emulator import __main__ as cli
+from bot.emulator.server import utc_text
 from bot.emulator.verify import API_VERSION, SIGNATURE_MISMATCH
 from bot.iot.signing import (
     canonical_query,
@@ -616,3 +617,285 @@ async def test_cli_prints_what_the_app_needs(capsys):
     assert f"ALIBABA_CLOUD_ACCESS_KEY_ID={DEMO_ACCESS_KEY_ID}" in out
     assert f"ALIBABA_CLOUD_ACCESS_KEY_SECRET={DEMO_ACCESS_KEY_SECRET}" in out
     assert fixtures.EXAMPLE_JOB_ID_UNMASKED in out
+
+
+# --- ListOTATaskByJob --------------------------------------------------------------
+
+TASK_FIELDS = {
+    "TaskId",
+    "TaskStatus",
+    "Progress",
+    "TaskDesc",
+    "Timeout",
+    "DeviceName",
+    "IotId",
+    "ProductKey",
+    "ProductName",
+    "SrcVersion",
+    "DestVersion",
+    "FirmwareId",
+    "JobId",
+    "UtcCreate",
+    "UtcModified",
+}
+
+
+async def list_tasks(
+    client: httpx.AsyncClient, emu: IotEmulator, job_id: str = EXAMPLE, **params: str
+) -> dict[str, Any]:
+    url, headers = v3_request(emu.base_url, {"JobId": job_id, **params}, action="ListOTATaskByJob")
+    response = await client.post(url, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return body["Data"]["SimpleOTATaskInfo"]
+
+
+async def test_list_tasks_per_status_total_with_page_size_1(emu, client):
+    """One PageSize=1 call per status reads that status's count from Total, with one row."""
+    expected, _ = fixtures.default_tasks(fixtures.SPEC_EXAMPLE)
+    assert emu.task_counts(EXAMPLE) == {s: expected.get(s, 0) for s in fixtures.TASK_STATUSES}
+    for status in fixtures.TASK_STATUSES:
+        body = await list_tasks(client, emu, TaskStatus=status, PageSize="1")
+        total = expected.get(status, 0)
+        assert body["Success"] is True
+        assert UUID_UPPER.match(body["RequestId"])
+        assert (body["Total"], body["PageSize"], body["PageCount"], body["CurrentPage"]) == (
+            total,
+            1,
+            total,
+            1,
+        )
+        assert len(rows(body)) == min(total, 1)
+        for row in rows(body):
+            assert set(row) == TASK_FIELDS
+            assert row["TaskStatus"] == status
+            assert row["JobId"] == EXAMPLE
+            assert row["DestVersion"] == fixtures.SPEC_EXAMPLE["DestVersion"]
+            assert row["Timeout"] == "5"
+            assert isinstance(row["Progress"], str)
+            assert (row["TaskDesc"] != "") == (status == "FAILED")
+            if status == "SUCCEEDED":
+                assert row["Progress"] == "100"
+
+
+async def test_list_tasks_pages_are_slices_in_task_id_order(emu, client):
+    """Pages cover every task once in TaskId order, the last one partial, then empty pages."""
+    emu.qps = 0
+    emu.set_tasks(EXAMPLE, {"SUCCEEDED": 15, "FAILED": 8})
+    first = await list_tasks(client, emu)  # defaults: CurrentPage 1, PageSize 10
+    assert (first["Total"], first["PageSize"], first["PageCount"], first["CurrentPage"]) == (
+        23,
+        10,
+        3,
+        1,
+    )
+    seen = rows(first)
+    for page in (2, 3):
+        body = await list_tasks(client, emu, CurrentPage=str(page), PageSize="10")
+        assert (body["CurrentPage"], body["PageCount"]) == (page, 3)
+        seen += rows(body)
+    assert len(rows(body)) == 3
+    ids = [row["TaskId"] for row in seen]
+    assert ids == sorted(ids) and len(set(ids)) == 23
+    assert [row["DeviceName"] for row in seen] == [f"dev-{i:06d}" for i in range(23)]
+    beyond = await list_tasks(client, emu, CurrentPage="4")
+    assert (beyond["Total"], rows(beyond)) == (23, [])
+    failed = await list_tasks(client, emu, TaskStatus="FAILED", PageSize="5", CurrentPage="2")
+    assert (failed["Total"], failed["PageCount"], len(rows(failed))) == (8, 2, 3)
+    assert [r["TaskDesc"] for r in rows(failed)] == list(fixtures.DEFAULT_FAILURE_REASONS[:3])
+
+
+async def test_list_tasks_device_names_filter(emu, client):
+    """DeviceNames.N narrows to those devices (unknown names match nothing), with TaskStatus."""
+    emu.set_tasks(EXAMPLE, {"QUEUED": 3, "SUCCEEDED": 3})
+    names = {"DeviceNames.1": "dev-000004", "DeviceNames.2": "dev-000001"}
+    body = await list_tasks(client, emu, **names, **{"DeviceNames.3": "ghost"})
+    assert body["Total"] == 2
+    assert [r["DeviceName"] for r in rows(body)] == ["dev-000001", "dev-000004"]
+    assert [r["TaskStatus"] for r in rows(body)] == ["QUEUED", "SUCCEEDED"]
+    only = await list_tasks(client, emu, TaskStatus="SUCCEEDED", **names)
+    assert [r["DeviceName"] for r in rows(only)] == ["dev-000004"]
+    none = await list_tasks(client, emu, **{"DeviceNames.1": "dev-999999"})
+    assert (none["Total"], none["PageCount"], rows(none)) == (0, 0, [])
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"TaskStatus": "DONE"}, "iot.check.InvalidFormattedParameter"),
+        ({"TaskStatus": "succeeded"}, "iot.check.InvalidFormattedParameter"),
+        ({"PageSize": "0"}, "iot.common.InvalidPageParams"),
+        ({"PageSize": "101"}, "iot.common.InvalidPageParams"),
+        ({"PageSize": "ten"}, "iot.common.InvalidPageParams"),
+        ({"CurrentPage": "0"}, "iot.common.InvalidPageParams"),
+    ],
+)
+async def test_list_tasks_invalid_parameters(emu, client, params, code):
+    """A bad TaskStatus or page parameter is a business error under HTTP 200."""
+    body = await list_tasks(client, emu, **params)
+    assert (body["Success"], body["Code"]) == (False, code)
+    assert body["ErrorMessage"]
+    assert "Data" not in body and "Total" not in body
+    assert emu.count("ListOTATaskByJob", code=code) == 1
+
+
+async def test_list_tasks_page_size_100_is_allowed(emu, client):
+    """PageSize 100, the maximum, is accepted."""
+    emu.set_tasks(EXAMPLE, {"IN_PROGRESS": 150})
+    body = await list_tasks(client, emu, PageSize="100", CurrentPage="2")
+    assert (body["Total"], body["PageCount"], len(rows(body))) == (150, 2, 50)
+
+
+async def test_list_tasks_unknown_job_and_missing_job_id(emu, client):
+    """An unknown JobId is iot.ota.JobNotFound as for QueryOTAJob; no JobId, MissingParameter."""
+    body = await list_tasks(client, emu, "NoSuchJobAbCdEfGhIjKl0200")
+    assert (body["Success"], body["Code"]) == (False, "iot.ota.JobNotFound")
+    assert body["ErrorMessage"] == "The OTA job does not exist."
+    url, headers = v3_request(emu.base_url, {}, action="ListOTATaskByJob")
+    response = await client.post(url, headers=headers)
+    assert '"JobId"' in assert_gateway_error(response, 400, "MissingParameter")["Message"]
+
+
+async def test_list_tasks_instance_scoping(emu, client):
+    """ListOTATaskByJob scopes jobs to IotInstanceId exactly as QueryOTAJob does."""
+    job_id = "InstJobAbCdEfGhIjKlMn0200"
+    emu.add_job(fixtures.make_job(job_id), instance_id="iot-cn-0pp1n8t0001")
+    ok = await list_tasks(client, emu, job_id, IotInstanceId="iot-cn-0pp1n8t0001")
+    assert ok["Success"] is True and ok["Total"] == sum(emu.task_counts(job_id).values()) > 0
+    assert (await list_tasks(client, emu, job_id))["Code"] == "iot.system.InstanceNotFound"
+    other = await list_tasks(client, emu, job_id, IotInstanceId="iot-cn-unknown")
+    assert other["Code"] == "iot.system.InstanceNotFound"
+    unscoped = await list_tasks(client, emu, EXAMPLE, IotInstanceId="iot-cn-0pp1n8t0001")
+    assert unscoped["Code"] == "iot.ota.JobNotFound"
+
+
+async def test_hundred_thousand_tasks_count_quickly(client):
+    """With 100,000 tasks, the seven PageSize=1 count calls answer in under 0.5 s in all."""
+    counts = {
+        "CONFIRM": 1_000,
+        "QUEUED": 30_000,
+        "NOTIFIED": 2_000,
+        "IN_PROGRESS": 7_000,
+        "SUCCEEDED": 55_000,
+        "FAILED": 4_000,
+        "CANCELED": 1_000,
+    }
+    assert sum(counts.values()) == 100_000
+    async with IotEmulator(qps=0) as emu:
+        emu.set_tasks(EXAMPLE, counts)
+        await list_tasks(client, emu, PageSize="1")  # warm the connection
+        started = time.monotonic()
+        totals = {
+            status: (await list_tasks(client, emu, TaskStatus=status, PageSize="1"))["Total"]
+            for status in fixtures.TASK_STATUSES
+        }
+        elapsed = time.monotonic() - started
+        assert totals == counts
+        assert elapsed < 0.5, elapsed
+        last = await list_tasks(client, emu, PageSize="100", CurrentPage="1000")
+        assert [r["DeviceName"] for r in rows(last)][-1] == "dev-099999"
+
+
+async def test_set_task_status_moves_a_device_between_counts(emu, client):
+    """set_task_status moves one device to another status, stamping UtcModified, with its desc."""
+    emu.clock = clock = FakeClock()  # now: signatures must stay within their window
+    emu.set_tasks(EXAMPLE, {"IN_PROGRESS": 3, "SUCCEEDED": 2})
+    emu.set_task_status(EXAMPLE, "dev-000001", "FAILED", desc="upgrade timeout")
+    assert emu.task_counts(EXAMPLE)["IN_PROGRESS"] == 2
+    failed = await list_tasks(client, emu, TaskStatus="FAILED")
+    [row] = rows(failed)
+    assert (row["DeviceName"], row["TaskDesc"]) == ("dev-000001", "upgrade timeout")
+    assert row["UtcModified"] == utc_text(clock.now)
+    in_progress = await list_tasks(client, emu, TaskStatus="IN_PROGRESS")
+    assert [r["DeviceName"] for r in rows(in_progress)] == ["dev-000000", "dev-000002"]
+
+    emu.set_task_status(EXAMPLE, "dev-000001", "SUCCEEDED")
+    succeeded = rows(await list_tasks(client, emu, TaskStatus="SUCCEEDED"))
+    assert [r["DeviceName"] for r in succeeded] == ["dev-000001", "dev-000003", "dev-000004"]
+    assert succeeded[0]["TaskDesc"] == "" and succeeded[0]["Progress"] == "100"
+    assert emu.task_counts(EXAMPLE)["FAILED"] == 0
+    with pytest.raises(KeyError):
+        emu.set_task_status(EXAMPLE, "ghost", "FAILED")
+    with pytest.raises(ValueError):
+        emu.set_task_status(EXAMPLE, "dev-000000", "DONE")
+
+
+async def test_add_task_keeps_hostile_desc_and_versions(emu, client):
+    """add_task appends a hand-made task whose TaskDesc and SrcVersion come back verbatim."""
+    emu.set_tasks(EXAMPLE, {"SUCCEEDED": 2})
+    task_id = emu.add_task(
+        EXAMPLE,
+        device_name="lab <@U1> & co",
+        status="FAILED",
+        desc=fixtures.HOSTILE_TEXT,
+        src_version="0.9.0-rc1",
+    )
+    body = await list_tasks(client, emu, **{"DeviceNames.1": "lab <@U1> & co"})
+    [row] = rows(body)
+    assert row["TaskId"] == task_id
+    assert (row["TaskDesc"], row["SrcVersion"]) == (fixtures.HOSTILE_TEXT, "0.9.0-rc1")
+    every = rows(await list_tasks(client, emu))
+    assert every[-1]["TaskId"] == task_id == max(r["TaskId"] for r in every)
+    with pytest.raises(ValueError):
+        emu.add_task(EXAMPLE, device_name="dev-000000", status="QUEUED")
+    with pytest.raises(ValueError):
+        emu.set_tasks(EXAMPLE, {"DONE": 1})
+    with pytest.raises(KeyError):
+        emu.set_tasks("NoSuchJob", {"QUEUED": 1})
+
+
+async def test_default_tasks_follow_the_fixture_status(client):
+    """Fixture jobs and auto_jobs jobs start with device tasks consistent with their status."""
+    async with IotEmulator(auto_jobs=True, qps=0) as emu:
+        assert sum(emu.task_counts(fixtures.PLANNED_JOB_ID).values()) == 0
+        completed = emu.task_counts(fixtures.COMPLETED_JOB_ID)
+        assert completed["SUCCEEDED"] > completed["FAILED"] > 0
+        assert completed["QUEUED"] == completed["IN_PROGRESS"] == 0
+        example = emu.task_counts(EXAMPLE)
+        assert example["FAILED"] == 2 and example["IN_PROGRESS"] and example["QUEUED"]
+        hostile = await list_tasks(client, emu, fixtures.HOSTILE_JOB_ID, TaskStatus="FAILED")
+        assert rows(hostile)[0]["TaskDesc"] == fixtures.HOSTILE_TEXT
+        minted = await list_tasks(client, emu, "BenchJob0001")
+        assert minted["Success"] is True and minted["Total"] > 0
+        assert {r["JobId"] for r in rows(minted)} == {"BenchJob0001"}
+        assert "BenchJob0001" in emu.jobs
+
+
+async def test_list_tasks_has_its_own_quota_window(emu, client):
+    """ListOTATaskByJob shares the qps setting but counts in a window apart from QueryOTAJob."""
+    queries = [query_job(client, emu) for _ in range(10)]
+    lists = [list_tasks(client, emu, PageSize="1") for _ in range(10)]
+    await asyncio.gather(*queries, *lists)
+    assert emu.count(code="Throttling.User") == 0
+    url, headers = v3_request(emu.base_url, {"JobId": EXAMPLE}, action="ListOTATaskByJob")
+    assert_gateway_error(await client.post(url, headers=headers), 400, "Throttling.User")
+    assert emu.count("ListOTATaskByJob", code="Throttling.User") == 1
+
+
+async def test_http_task_control_endpoints(emu, client):
+    """POST /_emulator/jobs/{id}/tasks sets the counts; GET returns per-status counts."""
+    path = emu.base_url + f"/_emulator/jobs/{EXAMPLE}/tasks"
+    before = (await client.get(path)).json()
+    assert before["counts"] == emu.task_counts(EXAMPLE)
+    assert before["Total"] == sum(before["counts"].values())
+
+    payload = {"counts": {"SUCCEEDED": 7, "FAILED": 3}, "failure_reasons": ["disk full"]}
+    response = await client.post(path, json=payload)
+    assert response.status_code == 200, response.text
+    assert response.json()["counts"]["FAILED"] == 3
+    after = (await client.get(path)).json()
+    assert after["Total"] == 10
+    assert after["counts"] == {s: payload["counts"].get(s, 0) for s in fixtures.TASK_STATUSES}
+    failed = await list_tasks(client, emu, TaskStatus="FAILED")
+    assert {r["TaskDesc"] for r in rows(failed)} == {"disk full"}
+
+    for bad in ({"counts": {"DONE": 1}}, {"counts": {"QUEUED": -1}}, {"nope": 1}, [1]):
+        assert (await client.post(path, json=bad)).status_code == 400, bad
+    assert (await client.post(path, content=b"not json")).status_code == 400
+    unknown = emu.base_url + "/_emulator/jobs/Nope/tasks"
+    assert (await client.get(unknown)).status_code == 404
+    assert (await client.post(unknown, json={"counts": {}})).status_code == 404
+    assert emu.count("ListOTATaskByJob") == 1  # control paths are not logged

@@ -1,5 +1,6 @@
 """Tests for the fake Slack server in tests/fakes/slack.py (real HTTP on 127.0.0.1)."""
 
+import json
 import time
 
 import aiohttp
@@ -134,3 +135,243 @@ async def test_signed_requests_dispatch_through_bolt(fake, client):
     assert (await fake.wait_for_posts("btn"))[0].body["text"] == "approved job-7"
 
     assert (await app.async_dispatch(signed_request(body, "wrong"))).status == 401
+
+
+# ---- the channel & message model -----------------------------------------------------------
+META = {"event_type": "otajob_card", "event_payload": {"job_id": "J1", "instance": "iot-a"}}
+
+
+async def test_thread_and_broadcast_in_history_and_replies(fake, client):
+    """A parent, a reply and a broadcast reply land in history and replies as Slack shows them."""
+    parent = await client.chat_postMessage(channel="C1", text="card")
+    reply = await client.chat_postMessage(channel="C1", text="r1", thread_ts=parent["ts"])
+    loud = await client.chat_postMessage(
+        channel="C1", text="done", thread_ts=parent["ts"], reply_broadcast=True
+    )
+    other = await client.chat_postMessage(channel="C2", text="elsewhere")
+    assert reply["message"]["thread_ts"] == parent["ts"]
+
+    history = await client.conversations_history(channel="C1")
+    assert [m["ts"] for m in history["messages"]] == [loud["ts"], parent["ts"]]  # newest first
+    assert history["has_more"] is False and "channel" not in history["messages"][0]
+    assert history["messages"][0]["subtype"] == "thread_broadcast"
+    card = history["messages"][1]
+    assert (card["thread_ts"], card["reply_count"], card["latest_reply"]) == (
+        parent["ts"],
+        2,
+        loud["ts"],
+    )
+
+    replies = await client.conversations_replies(channel="C1", ts=parent["ts"])
+    assert [m["text"] for m in replies["messages"]] == ["card", "r1", "done"]
+    assert [m["ts"] for m in fake.thread("C1", reply["ts"])] == [
+        parent["ts"],
+        reply["ts"],
+        loud["ts"],
+    ]
+    assert [m["text"] for m in fake.messages("C1")] == ["card", "r1", "done"]
+    assert [m["text"] for m in fake.top_level("C1")] == ["card"]
+    assert fake.messages("C1")[1] | {"ts": "x"} == {
+        "type": "message",
+        "ts": "x",
+        "channel": "C1",
+        "text": "r1",
+        "blocks": [],
+        "user": "UBOT",
+        "bot_id": "B0001",
+        "thread_ts": parent["ts"],
+        "parent_user_id": "UBOT",
+    }
+    assert fake.messages("C2")[0]["ts"] == other["ts"]
+
+    with pytest.raises(SlackApiError, match="thread_not_found"):
+        await client.conversations_replies(channel="C1", ts="1.000001")
+
+
+async def test_history_bounds_and_paging(fake, client):
+    """oldest/latest/inclusive filter history, and limit + cursor page through it newest first."""
+    ts = [(await client.chat_postMessage(channel="C1", text=str(i)))["ts"] for i in range(5)]
+    between = await client.conversations_history(channel="C1", oldest=ts[1], latest=ts[3])
+    assert [m["text"] for m in between["messages"]] == ["2"]
+    inclusive = await client.conversations_history(
+        channel="C1", oldest=ts[1], latest=ts[3], inclusive=True
+    )
+    assert [m["text"] for m in inclusive["messages"]] == ["3", "2", "1"]
+
+    first = await client.conversations_history(channel="C1", limit=2)
+    assert first["has_more"] is True and first["response_metadata"]["next_cursor"]
+    pages = [[m["text"] for m in page["messages"]] async for page in first]
+    assert pages == [["4", "3"], ["2", "1"], ["0"]]
+    with pytest.raises(SlackApiError, match="invalid_cursor"):
+        await client.conversations_history(channel="C1", cursor="bm9wZQ==")
+
+
+async def test_metadata_round_trip(fake, client):
+    """Metadata (JSON object or form-encoded string) comes back only with include_all_metadata."""
+    card = await client.chat_postMessage(channel="C1", text="card", metadata=META)
+    async with aiohttp.ClientSession() as http:
+        data = {"channel": "C1", "text": "r", "thread_ts": card["ts"], "token": "xoxb-test"}
+        data["metadata"] = json.dumps(META | {"event_type": "otajob_reply"})
+        async with http.post(fake.api_url + "chat.postMessage", data=data) as resp:
+            assert (await resp.json())["ok"] is True
+    assert fake.messages("C1")[0]["metadata"] == META
+    assert fake.messages("C1")[1]["metadata"]["event_type"] == "otajob_reply"
+
+    full = await client.conversations_history(channel="C1", include_all_metadata=True)
+    assert full["messages"][0]["metadata"] == META
+    bare = await client.conversations_history(channel="C1")
+    assert "metadata" not in bare["messages"][0]
+    thread = await client.conversations_replies(
+        channel="C1", ts=card["ts"], include_all_metadata=True
+    )
+    assert [m["metadata"]["event_type"] for m in thread["messages"]] == [
+        "otajob_card",
+        "otajob_reply",
+    ]
+    stripped = await client.conversations_replies(channel="C1", ts=card["ts"])
+    assert all("metadata" not in m for m in stripped["messages"])
+
+    with pytest.raises(SlackApiError, match="invalid_metadata_format"):
+        await client.chat_postMessage(channel="C1", text="x", metadata={"event_payload": {}})
+
+
+async def test_update_changes_blocks_but_keeps_metadata(fake, client):
+    """chat.update replaces text and blocks, keeps metadata unless given, and needs a known ts."""
+    old = [{"type": "section", "text": {"type": "mrkdwn", "text": "running"}}]
+    new = [{"type": "section", "text": {"type": "mrkdwn", "text": "done"}}]
+    card = await client.chat_postMessage(channel="C1", text="running", blocks=old, metadata=META)
+    updated = await client.chat_update(channel="C1", ts=card["ts"], text="done", blocks=new)
+    assert updated["message"]["blocks"] == new
+
+    (msg,) = (await client.conversations_history(channel="C1", include_all_metadata=True))[
+        "messages"
+    ]
+    assert (msg["text"], msg["blocks"], msg["metadata"]) == ("done", new, META)
+    assert "edited" not in msg
+
+    later = META | {"event_payload": {"job_id": "J1", "state": "done"}}
+    await client.chat_update(channel="C1", ts=card["ts"], text="done", metadata=later)
+    assert fake.messages("C1")[0]["metadata"] == later and fake.messages("C1")[0]["blocks"] == new
+
+    with pytest.raises(SlackApiError, match="message_not_found"):
+        await client.chat_update(channel="C1", ts="1700000000.999999", text="x")
+    with pytest.raises(SlackApiError, match="message_not_found"):
+        await client.chat_update(channel="C2", ts=card["ts"], text="x")
+
+
+async def test_not_in_channel_until_join(fake, client):
+    """A channel without the bot refuses posts and reads until conversations.join."""
+    fake.add_channel("C9", "ops", is_member=False)
+    with pytest.raises(SlackApiError, match="not_in_channel"):
+        await client.chat_postMessage(channel="C9", text="hi")
+    with pytest.raises(SlackApiError, match="not_in_channel"):
+        await client.conversations_history(channel="C9")
+    assert fake.messages("C9") == [] and fake.calls_to("chat.postMessage")[0].error == (
+        "not_in_channel"
+    )
+    info = await client.conversations_info(channel="C9")
+    assert (info["channel"]["name"], info["channel"]["is_member"]) == ("ops", False)
+
+    joined = await client.conversations_join(channel="C9")
+    assert joined["channel"]["is_member"] is True and fake.channels["C9"]["is_member"]
+    assert (await client.chat_postMessage(channel="C9", text="hi"))["ok"]
+    assert (await client.conversations_info(channel="C9"))["channel"]["is_member"] is True
+    assert (await client.conversations_join(channel="C9"))["warning"] == "already_in_channel"
+
+
+async def test_archived_and_removed_channels(fake, client):
+    """Archived channels answer is_archived and removed ones channel_not_found."""
+    card = await client.chat_postMessage(channel="C1", text="card")
+    fake.channels["C1"]["is_archived"] = True
+    for call in (
+        client.chat_postMessage(channel="C1", text="x"),
+        client.chat_update(channel="C1", ts=card["ts"], text="x"),
+        client.conversations_join(channel="C1"),
+    ):
+        with pytest.raises(SlackApiError, match="is_archived"):
+            await call
+    assert (await client.conversations_info(channel="C1"))["channel"]["is_archived"] is True
+    assert len((await client.conversations_history(channel="C1"))["messages"]) == 1
+
+    fake.remove_channel("C1")
+    for call in (
+        client.chat_postMessage(channel="C1", text="x"),
+        client.chat_update(channel="C1", ts=card["ts"], text="x"),
+        client.conversations_info(channel="C1"),
+        client.conversations_join(channel="C1"),
+        client.conversations_history(channel="C1"),
+    ):
+        with pytest.raises(SlackApiError, match="channel_not_found"):
+            await call
+    assert "C1" not in fake.channels and fake.messages("C1")[0]["text"] == "card"
+
+
+async def test_private_channel_join_is_refused(fake, client):
+    """conversations.join on a private channel answers method_not_supported_for_channel_type."""
+    fake.add_channel("G1", "secret", is_private=True, is_member=False)
+    with pytest.raises(SlackApiError, match="method_not_supported_for_channel_type"):
+        await client.conversations_join(channel="G1")
+    assert (await client.conversations_info(channel="G1"))["channel"]["is_private"] is True
+    assert fake.channels["G1"]["is_member"] is False
+
+
+async def test_dm_to_a_user(fake, client):
+    """chat.postMessage to a user ID is a DM that always succeeds and is stored under that ID."""
+    fake.remove_channel("U123")  # the channel model does not apply to DMs
+    dm = await client.chat_postMessage(channel="U123", text="your job finished")
+    assert dm["channel"] == "U123"
+    assert [m["text"] for m in fake.messages("U123")] == ["your job finished"]
+    await client.chat_update(channel="U123", ts=dm["ts"], text="edited")
+    assert (await client.conversations_history(channel="U123"))["messages"][0]["text"] == "edited"
+    assert (await client.chat_postMessage(channel="W42", text="hi"))["ok"]
+
+
+async def test_conversations_members(fake, client):
+    """conversations.members lists the humans, plus the bot once it is a member."""
+    fake.add_channel("C5", members=("U2", "U1"), is_member=False)
+    assert (await client.conversations_members(channel="C5"))["members"] == ["U1", "U2"]
+    await client.conversations_join(channel="C5")
+    assert (await client.conversations_members(channel="C5"))["members"] == ["U1", "U2", "UBOT"]
+    await client.conversations_leave(channel="C5")
+    assert "UBOT" not in (await client.conversations_members(channel="C5"))["members"]
+
+
+async def test_unknown_channels_default_to_public_with_the_bot(fake, client):
+    """Unregistered channel IDs are public, unarchived and joined, then listed in channels."""
+    info = await client.conversations_info(channel="C77")
+    assert info["channel"] == {
+        "id": "C77",
+        "name": "general",
+        "is_channel": True,
+        "is_group": False,
+        "is_im": False,
+        "is_private": False,
+        "is_archived": False,
+        "is_member": True,
+        "num_members": 1,
+    }
+    assert fake.channels["C77"]["members"] == {"UBOT"}
+
+
+async def test_fail_next_wins_over_the_model(fake, client):
+    """A scripted failure answers instead of the model and leaves the messages untouched."""
+    fake.add_channel("C9", is_member=False)
+    fake.fail_next("chat.postMessage", "ratelimited", status=200)
+    with pytest.raises(SlackApiError, match="ratelimited"):
+        await client.chat_postMessage(channel="C9", text="x")
+    fake.fail_next("chat.postMessage", "fatal_error")
+    with pytest.raises(SlackApiError, match="fatal_error"):
+        await client.chat_postMessage(channel="U1", text="x")
+    fake.fail_next("conversations.history", "internal_error")
+    with pytest.raises(SlackApiError, match="internal_error"):
+        await client.conversations_history(channel="C1")
+    assert fake.messages("C9") == fake.messages("U1") == []
+    assert [c.error for c in fake.calls] == ["ratelimited", "fatal_error", "internal_error"]
+
+
+async def test_wait_for_messages(fake, client):
+    """wait_for_messages returns once the channel holds enough messages."""
+    await client.chat_postMessage(channel="C1", text="a")
+    assert [m["text"] for m in await fake.wait_for_messages("C1")] == ["a"]
+    with pytest.raises(AssertionError, match="got 1"):
+        await fake.wait_for_messages("C1", 2, timeout=0.1)

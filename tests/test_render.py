@@ -35,8 +35,14 @@ NASTY = [
     '"},{"type":"section"',
     "*bold* _it_ `code`",
     "",
+    "\x01\x02\x1b[31m" * 2000,
 ]
-hostile = st.sampled_from(NASTY) | st.text(max_size=300)
+# Long values come from NASTY and from repeating a generated piece: cheap to generate.
+hostile = (
+    st.sampled_from(NASTY)
+    | st.text(max_size=300)
+    | st.builds(lambda piece, n: piece * n, st.text(min_size=1, max_size=20), st.integers(100, 400))
+)
 STRING_FIELDS = [
     "JobId",
     "JobStatus",
@@ -54,6 +60,10 @@ STRING_FIELDS = [
     "DownloadProtocol",
 ]
 DATE_TOKEN = re.compile(r"<!date\^\d+\^[^|<>]*\|[^<>]*>")
+
+
+def unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def mrkdwn_texts(message) -> list[str]:
@@ -156,6 +166,10 @@ def test_hostile_job_data_stays_data(values, src, tags, extra_key, extra_value, 
         data["X" + extra_key] = extra_value
     message = render_job(data, shared_by=shared_by, instance_id=values["GroupId"])
     assert_no_markup_from_data(message)
+    # Escaped once, not twice: unescaping the fallback gives the name back.
+    name = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", values["Name"][:100])
+    if name and not message.text.endswith("…"):
+        assert name in unescape(message.text)
     header = message.blocks[0]["text"]["text"]
     assert len(header) <= 150
 

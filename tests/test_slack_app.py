@@ -11,9 +11,10 @@ import time
 import pytest
 
 from bot.emulator import fixtures
-from bot.iot.credentials import StaticCredentials
+from bot.iot.credentials import Credential, StaticCredentials
+from bot.job_ref import JobRef
 from bot.runtime import build_runtime
-from tests.conftest import CREDENTIAL, SIGNING_SECRET, TEST_KEY_SECRET, app_settings
+from tests.conftest import CREDENTIAL, SIGNING_SECRET, TEST_KEY_ID, TEST_KEY_SECRET, app_settings
 from tests.fakes import block_action_body, signed_request, slash_command_body
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
@@ -122,7 +123,7 @@ async def test_share_posts_in_channel_naming_the_sharer(runtime, fake_slack, emu
     text = dump(post)
     assert "Shared by alice" in text and "<@" not in text
     actions = [b for b in post.body["blocks"] if b["type"] == "actions"]
-    assert [e["action_id"] for e in actions[0]["elements"]] == ["job_refresh"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == ["job_refresh", "job_watch"]
 
 
 @pytest.mark.parametrize("value", ["", "not json", '{"job": "bad id!"}', '{"job": ["x"]}'])
@@ -202,3 +203,75 @@ async def test_demo_mode_labels_every_message(emulator, fake_slack):
         assert "Demo data" in usage.body
     finally:
         await demo.aclose()
+
+
+async def test_share_of_a_failing_job_is_not_shown_to_the_channel(runtime, fake_slack, emulator):
+    """When Alibaba Cloud refuses, Share tells only the clicker; nothing goes in_channel."""
+    value = JobRef("NoSuchJob00000000000000001").to_value()
+    await click(runtime, fake_slack, "job_share", value)
+    (post,) = await fake_slack.wait_for_posts("b1")
+    assert post.body["response_type"] == "ephemeral" and post.body["replace_original"] is False
+    assert "iot.ota.JobNotFound" in dump(post)
+
+
+async def test_refresh_keeps_a_shared_card_shared(runtime, fake_slack, emulator):
+    """Refreshing a card shared in the channel keeps "Shared by" and offers no Share."""
+    value = JobRef(JOB, shared_by="alice").to_value()
+    await click(runtime, fake_slack, "job_refresh", value)
+    (post,) = await fake_slack.wait_for_posts("b1")
+    assert "Shared by alice" in dump(post) and post.body["replace_original"] is True
+    actions = [b for b in post.body["blocks"] if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == ["job_refresh", "job_watch"]
+
+
+async def test_failed_refresh_leaves_the_card_and_tells_the_clicker(runtime, fake_slack, emulator):
+    """A refresh that Alibaba Cloud refuses does not replace the card for everyone."""
+    emulator.fail_next("business", count=10)
+    await click(runtime, fake_slack, "job_refresh", JobRef(JOB).to_value())
+    (post,) = await fake_slack.wait_for_posts("b1")
+    assert post.body["replace_original"] is False and post.body["response_type"] == "ephemeral"
+    assert "iot.system.SystemException" in dump(post)
+
+
+async def test_a_malformed_field_does_not_cost_the_card(runtime, fake_slack, emulator):
+    """A field of an unexpected shape is shown raw among the other fields; the card stays."""
+    emulator.add_job(fixtures.make_job("OddJob0000000000000000001", UtcCreate="not a date"))
+    await command(runtime, fake_slack, "OddJob0000000000000000001")
+    (post,) = await fake_slack.wait_for_posts("r1")
+    assert post.body["blocks"][0]["type"] == "header"
+    assert "UtcCreate: not a date" in dump(post)
+
+
+async def test_signature_errors_never_show_key_id_or_token(emulator, fake_slack):
+    """After SignatureDoesNotMatch, no post holds the AccessKeyId, secret or STS token."""
+    wrong = Credential(TEST_KEY_ID, "wrong-secret", "sts-token-value-123")
+    built = await build_runtime(
+        app_settings(emulator, fake_slack), credentials=StaticCredentials(wrong)
+    )
+    try:
+        await command(built, fake_slack, JOB)
+        (post,) = await fake_slack.wait_for_posts("r1")
+    finally:
+        await built.aclose()
+    text = dump(post)
+    assert "SignatureDoesNotMatch" in text or "InvalidSecurityToken" in text
+    for secret in (TEST_KEY_ID, "wrong-secret", "sts-token-value-123"):
+        assert secret not in text
+
+
+async def test_missing_credentials_are_explained(emulator, fake_slack):
+    """When the credential chain finds nothing, the person is told in plain words."""
+
+    class NoCredentials:
+        async def get(self):
+            raise RuntimeError("no provider in the chain had credentials")
+
+    built = await build_runtime(app_settings(emulator, fake_slack), credentials=NoCredentials())
+    try:
+        await command(built, fake_slack, JOB)
+        (post,) = await fake_slack.wait_for_posts("r1")
+    finally:
+        await built.aclose()
+    assert "found no usable Alibaba Cloud credentials" in dump(post)
+    assert "CredentialsUnavailable" in dump(post)
+    assert emulator.count("QueryOTAJob") == 0

@@ -164,3 +164,63 @@ def default_jobs() -> dict[str, dict[str, Any]]:
     for job in _fixtures():
         jobs[job["JobId"]] = copy.deepcopy(job)
     return jobs
+
+
+# --- ListOTATaskByJob: device tasks --------------------------------------------------
+
+TASK_STATUSES = (
+    "CONFIRM",
+    "QUEUED",
+    "NOTIFIED",
+    "IN_PROGRESS",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELED",
+)
+# TaskDesc values for FAILED tasks; a timed-out device shows as FAILED with its reason here.
+DEFAULT_FAILURE_REASONS = (
+    "download timeout",
+    "verify failed: checksum mismatch",
+    "device offline",
+    "upgrade timeout: no progress reported",
+    "flash write failed: not enough space",
+)
+# SimpleOTATaskInfo carries ProductName; QueryOTAJob's Data does not, so it lives here.
+PRODUCT_NAME = "Smart gateway"
+# Device version used when a job has no SrcVersions (an "any version" batch).
+FALLBACK_SRC_VERSION = "2.3.0"
+
+# Per-status task counts by JobStatus; jobs minted by auto_jobs are IN_PROGRESS.
+TASKS_BY_JOB_STATUS: dict[str, dict[str, int]] = {
+    "PLANNED": {},  # a scheduled batch has created no device tasks yet
+    "IN_PROGRESS": {"SUCCEEDED": 4, "IN_PROGRESS": 2, "QUEUED": 3, "FAILED": 1},
+    "COMPLETED": {"SUCCEEDED": 18, "FAILED": 2},
+    "CANCELED": {"SUCCEEDED": 5, "FAILED": 1, "CANCELED": 6},
+}
+# Fixtures whose tasks differ from their status's default.
+_SPEC_EXAMPLE_TASKS = {
+    "CONFIRM": 1,  # the spec example has NeedConfirm true
+    "QUEUED": 3,
+    "NOTIFIED": 1,
+    "IN_PROGRESS": 2,
+    "SUCCEEDED": 5,
+    "FAILED": 2,
+}
+_TASKS_BY_JOB_ID: dict[str, dict[str, int]] = {
+    EXAMPLE_JOB_ID: _SPEC_EXAMPLE_TASKS,
+    EXAMPLE_JOB_ID_UNMASKED: _SPEC_EXAMPLE_TASKS,
+    HOSTILE_JOB_ID: {"SUCCEEDED": 2, "IN_PROGRESS": 1, "FAILED": 2},
+}
+_FAILURE_REASONS_BY_JOB_ID: dict[str, tuple[str, ...]] = {
+    HOSTILE_JOB_ID: (HOSTILE_TEXT, "verify failed: <b>checksum</b> & *size* mismatch `x`"),
+}
+
+
+def default_tasks(job: dict[str, Any]) -> tuple[dict[str, int], tuple[str, ...]]:
+    """(per-status task counts, FAILED TaskDesc cycle) a new job starts with."""
+    job_id = job.get("JobId", "")
+    counts = _TASKS_BY_JOB_ID.get(job_id)
+    if counts is None:
+        counts = TASKS_BY_JOB_STATUS.get(job.get("JobStatus") or "", {})
+    reasons = _FAILURE_REASONS_BY_JOB_ID.get(job_id, DEFAULT_FAILURE_REASONS)
+    return dict(counts), reasons

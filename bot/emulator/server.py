@@ -8,27 +8,39 @@ slot in the window: the real gateway rejects it before it runs, so it consumes n
 Scripted failures stand in for the gateway failing, so they take no slot either (except
 "slow", which is a normal answer delivered late). Every API call is logged in ``calls``;
 the ``/_emulator/*`` control paths are neither signed nor logged.
+
+Actions: QueryOTAJob and ListOTATaskByJob (device tasks, held per job in ``tasks``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import re
 import time
 import uuid
+from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from bot.emulator.fixtures import default_jobs, make_job
+from bot.emulator.fixtures import (
+    DEFAULT_FAILURE_REASONS,
+    FALLBACK_SRC_VERSION,
+    PRODUCT_NAME,
+    TASK_STATUSES,
+    default_jobs,
+    default_tasks,
+    make_job,
+)
 from bot.emulator.verify import (
     API_VERSION,
     WINDOW_SECONDS,
@@ -54,6 +66,10 @@ SLOW_SECONDS = 30.0
 FIXED_QUOTAS = {"QueryOTAFirmware": 20.0, "CancelOTATaskByJob": 5.0}
 WELL_FORMED_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REDACTED = "<redacted>"
+MAX_PAGE_SIZE = 100
+# The reference lists iot.check.InvalidFormattedParameter among the documented codes.
+INVALID_FORMAT_CODE = "iot.check.InvalidFormattedParameter"
+GENERATED_DEVICE = re.compile(r"^dev-(\d{6,})$")
 
 
 @dataclass
@@ -94,10 +110,15 @@ class BusinessError(Exception):
 
 @dataclass(frozen=True)
 class ActionSpec:
-    """An API action: its handler returns ``Data`` or raises BusinessError."""
+    """An API action: its handler returns ``Data`` or raises BusinessError.
+
+    With ``envelope`` the handler returns the body's top-level fields instead (paged lists
+    put ``Total``, ``PageSize`` ... beside ``Data``); RequestId and Success are added.
+    """
 
     handler: Callable[[IotEmulator, dict[str, str]], Any]
     required: tuple[str, ...] = ()
+    envelope: bool = False
 
 
 @dataclass
@@ -119,13 +140,211 @@ def utc_text(moment: float) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
+class JobTasks:
+    """One job's device tasks, indexed by status: a count is O(1) and a page is a slice.
+
+    Task ``i`` (TaskIds sort by ``i``) is built on demand from the job and ``i``; only what
+    differs from the generated task (hand-made devices, TaskDesc, moves) is stored, so
+    100,000 tasks cost a status list and per-status index lists. ``set_tasks`` lays the
+    statuses out in TASK_STATUSES order with devices ``dev-000000``, ``dev-000001`` ...
+    """
+
+    def __init__(
+        self, job_id: str, counts: dict[str, int], failure_reasons: Iterable[str] = ()
+    ) -> None:
+        for status, n in counts.items():
+            if status not in TASK_STATUSES:
+                raise ValueError(f"unknown task status {status!r}; expected {TASK_STATUSES}")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ValueError(f"task count for {status} must be an integer >= 0, not {n!r}")
+        self.job_id = job_id
+        self.failure_reasons = tuple(failure_reasons) or DEFAULT_FAILURE_REASONS
+        self._stem = hashlib.sha256(job_id.encode()).hexdigest()[:18]
+        self._status: list[str] = []
+        self.by_status: dict[str, list[int]] = {}
+        for status in TASK_STATUSES:
+            start = len(self._status)
+            n = counts.get(status, 0)
+            self._status.extend([status] * n)
+            self.by_status[status] = list(range(start, start + n))
+        self._generated = len(self._status)
+        self._failed_start = self.by_status["FAILED"][0] if self.by_status["FAILED"] else 0
+        self._devices: dict[str, int] = {}  # hand-made device names
+        self._overrides: dict[int, dict[str, str]] = {}  # API fields that differ
+
+    def __len__(self) -> int:
+        return len(self._status)
+
+    def counts(self) -> dict[str, int]:
+        return {status: len(self.by_status[status]) for status in TASK_STATUSES}
+
+    def index_of(self, device_name: str) -> int | None:
+        if device_name in self._devices:
+            return self._devices[device_name]
+        match = GENERATED_DEVICE.match(device_name)
+        if match:
+            i = int(match[1])
+            if i < self._generated and _generated_name(i) == device_name:
+                return i
+        return None
+
+    def select(self, status: str | None, device_names: Sequence[str] = ()) -> Sequence[int]:
+        """Task indices matching the filters, in TaskId order."""
+        if not device_names:
+            return range(len(self._status)) if status is None else self.by_status[status]
+        found = {self.index_of(name) for name in device_names}
+        return sorted(
+            i for i in found if i is not None and (status is None or self._status[i] == status)
+        )
+
+    def add(
+        self, device_name: str, status: str, desc: str | None, src_version: str | None, now: str
+    ) -> int:
+        _check_task_status(status)
+        if self.index_of(device_name) is not None:
+            raise ValueError(f"device {device_name!r} already has a task in job {self.job_id}")
+        i = len(self._status)
+        self._status.append(status)
+        self.by_status[status].append(i)  # the highest index: the list stays sorted
+        self._devices[device_name] = i
+        fields = {"DeviceName": device_name, "UtcCreate": now, "UtcModified": now}
+        if desc is not None:
+            fields["TaskDesc"] = desc
+        if src_version is not None:
+            fields["SrcVersion"] = src_version
+        self._overrides[i] = fields
+        return i
+
+    def move(self, device_name: str, status: str, desc: str | None, now: str) -> None:
+        _check_task_status(status)
+        i = self.index_of(device_name)
+        if i is None:
+            raise KeyError(f"no task for device {device_name!r} in job {self.job_id}")
+        old = self.by_status[self._status[i]]
+        del old[bisect_left(old, i)]
+        insort(self.by_status[status], i)
+        self._status[i] = status
+        fields = self._overrides.setdefault(i, {})
+        fields["UtcModified"] = now
+        if desc is None:
+            fields.pop("TaskDesc", None)
+        else:
+            fields["TaskDesc"] = desc
+
+    def task_id(self, i: int) -> str:
+        return f"{self._stem}{i:08d}"
+
+    def render(self, job: dict[str, Any], i: int) -> dict[str, Any]:
+        """SimpleOTATaskInfo for task ``i``, built from the job as it is now."""
+        status = self._status[i]
+        fields = self._overrides.get(i, {})
+        device = fields.get("DeviceName") or _generated_name(i)
+        product_key = job.get("ProductKey") or ""
+        versions = _src_versions(job)
+        if status == "FAILED":
+            reasons = self.failure_reasons
+            desc = reasons[(i - self._failed_start) % len(reasons)]
+        else:
+            desc = ""
+        started = job.get("UtcStartTime") or job.get("UtcCreate") or ""
+        timeout = job.get("TimeoutInMinutes")
+        return {
+            "TaskId": self.task_id(i),
+            "TaskStatus": status,
+            "Progress": _progress(status, i),
+            "TaskDesc": fields.get("TaskDesc", desc),
+            "Timeout": "" if timeout is None else str(timeout),
+            "DeviceName": device,
+            "IotId": hashlib.sha256(f"{product_key}/{device}".encode()).hexdigest()[:26],
+            "ProductKey": product_key,
+            "ProductName": PRODUCT_NAME,
+            "SrcVersion": fields.get("SrcVersion", versions[i % len(versions)]),
+            "DestVersion": job.get("DestVersion") or "",
+            "FirmwareId": job.get("FirmwareId") or "",
+            "JobId": job.get("JobId") or self.job_id,
+            "UtcCreate": fields.get("UtcCreate", started),
+            "UtcModified": fields.get("UtcModified", job.get("UtcModified") or started),
+        }
+
+
+def _generated_name(i: int) -> str:
+    return f"dev-{i:06d}"
+
+
+def _check_task_status(status: str) -> None:
+    if status not in TASK_STATUSES:
+        raise ValueError(f"unknown task status {status!r}; expected one of {TASK_STATUSES}")
+
+
+def _src_versions(job: dict[str, Any]) -> list[str]:
+    value = job.get("SrcVersions")
+    versions = value.get("SrcVersion") if isinstance(value, dict) else value
+    if isinstance(versions, list) and versions:
+        return [str(v) for v in versions]
+    return [FALLBACK_SRC_VERSION]
+
+
+def _progress(status: str, i: int) -> str:
+    if status == "SUCCEEDED":
+        return "100"
+    if status == "IN_PROGRESS":
+        return str(5 + (i * 37) % 90)
+    if status == "FAILED":
+        return str((i * 53) % 100)
+    return "0"
+
+
 def _query_ota_job(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
     return emu.find_job(params["JobId"], params.get("IotInstanceId") or None)
 
 
-# Add actions here (ListOTATaskByJob, QueryOTAFirmware ...); verification never changes.
+def _list_ota_task_by_job(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
+    status = params.get("TaskStatus") or None
+    if status is not None and status not in TASK_STATUSES:
+        raise BusinessError(INVALID_FORMAT_CODE, "The TaskStatus parameter is invalid.")
+    page = _page_param(params, "CurrentPage", 1)
+    size = _page_param(params, "PageSize", 10)
+    if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
+        raise _invalid_page()
+    job = emu.find_job(params["JobId"], params.get("IotInstanceId") or None)
+    tasks = emu._tasks_of(params["JobId"])
+    selected = tasks.select(status, _flat_list(params, "DeviceNames"))
+    total = len(selected)
+    start = (page - 1) * size
+    rows = [tasks.render(job, i) for i in selected[start : start + size]]
+    return {
+        "Total": total,
+        "PageSize": size,
+        "PageCount": math.ceil(total / size),
+        "CurrentPage": page,
+        "Data": {"SimpleOTATaskInfo": rows},
+    }
+
+
+def _page_param(params: dict[str, str], name: str, default: int) -> int:
+    value = params.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise _invalid_page() from None
+
+
+def _flat_list(params: dict[str, str], name: str) -> list[str]:
+    """``Name.1=a&Name.2=b`` -> ``["a", "b"]`` in index order, empty values dropped."""
+    pattern = re.compile(rf"^{re.escape(name)}\.(\d+)$")
+    items = []
+    for key, value in params.items():
+        match = pattern.match(key)
+        if match and value:
+            items.append((int(match[1]), value))
+    return [value for _, value in sorted(items)]
+
+
 ACTIONS: dict[str, ActionSpec] = {
     "QueryOTAJob": ActionSpec(_query_ota_job, required=("JobId",)),
+    "ListOTATaskByJob": ActionSpec(_list_ota_task_by_job, required=("JobId",), envelope=True),
 }
 
 
@@ -143,6 +362,10 @@ class IotEmulator:
 
     ``qps`` applies to QueryOTAJob, ListOTATaskByJob and every action without a fixed
     quota (QueryOTAFirmware 20/s, CancelOTATaskByJob 5/s); 0 or math.inf disables it.
+
+    ``tasks`` holds each job's device tasks (JobTasks) for ListOTATaskByJob. add_job (and
+    so each fixture and each auto_jobs job) gives a job fixtures.default_tasks(job);
+    set_tasks, add_task and set_task_status change them. Tasks do not follow set_status.
     """
 
     def __init__(
@@ -173,6 +396,7 @@ class IotEmulator:
         self.base_url = ""
         self.calls: list[Call] = []
         self.jobs: dict[str, dict] = {}
+        self.tasks: dict[str, JobTasks] = {}
         self._instance_of: dict[str, str | None] = {}
         for data in (default_jobs() if jobs is None else jobs).values():
             self.add_job(data)
@@ -215,6 +439,8 @@ class IotEmulator:
         app.router.add_get("/_emulator/calls", self._handle_calls)
         app.router.add_get("/_emulator/jobs", self._handle_jobs)
         app.router.add_post("/_emulator/jobs/{job_id}/status", self._handle_set_status)
+        app.router.add_get("/_emulator/jobs/{job_id}/tasks", self._handle_tasks)
+        app.router.add_post("/_emulator/jobs/{job_id}/tasks", self._handle_set_tasks)
         return app
 
     # --- test controls --------------------------------------------------------------
@@ -223,9 +449,64 @@ class IotEmulator:
         return sum(1 for c in self.calls if c.action == action and (code is None or c.code == code))
 
     def add_job(self, data: dict, *, instance_id: str | None = None) -> None:
+        """Store a job (replacing one with its JobId) with fixtures.default_tasks(data)."""
         job_id = data["JobId"]
         self.jobs[job_id] = data
         self._instance_of[job_id] = instance_id
+        counts, reasons = default_tasks(data)
+        self.tasks[job_id] = JobTasks(job_id, counts, reasons)
+
+    def set_tasks(
+        self,
+        job_id: str,
+        counts: dict[str, int],
+        *,
+        failure_reasons: Iterable[str] | None = None,
+    ) -> None:
+        """Replace the job's tasks with ``counts[status]`` generated tasks per status.
+
+        FAILED tasks' TaskDesc cycles through ``failure_reasons`` (default
+        fixtures.DEFAULT_FAILURE_REASONS). ValueError for an unknown status or a count that
+        is not an integer >= 0; KeyError for an unknown job.
+        """
+        if job_id not in self.jobs:
+            raise KeyError(job_id)
+        self.tasks[job_id] = JobTasks(job_id, counts, failure_reasons or ())
+
+    def add_task(
+        self,
+        job_id: str,
+        *,
+        device_name: str,
+        status: str,
+        desc: str | None = None,
+        src_version: str | None = None,
+    ) -> str:
+        """Add one hand-made task (after the others) and return its TaskId.
+
+        ``desc`` None gives the default TaskDesc (a failure reason if FAILED, else "").
+        ValueError if the device already has a task in the job or the status is unknown.
+        """
+        tasks = self._tasks_of(job_id)
+        now = utc_text(self.clock())
+        return tasks.task_id(tasks.add(device_name, status, desc, src_version, now))
+
+    def set_task_status(
+        self, job_id: str, device_name: str, status: str, desc: str | None = None
+    ) -> None:
+        """Move one device's task to ``status`` (``desc`` as for add_task), stamping it."""
+        self._tasks_of(job_id).move(device_name, status, desc, utc_text(self.clock()))
+
+    def task_counts(self, job_id: str) -> dict[str, int]:
+        """Per-status task counts of a job, every status present."""
+        return self._tasks_of(job_id).counts()
+
+    def _tasks_of(self, job_id: str) -> JobTasks:
+        if job_id not in self.jobs:
+            raise KeyError(job_id)
+        if job_id not in self.tasks:  # a job put straight into ``jobs``
+            self.tasks[job_id] = JobTasks(job_id, {})
+        return self.tasks[job_id]
 
     def set_status(self, job_id: str, status: str) -> None:
         """Move a job to ``status``, stamping the times the API would show for it."""
@@ -347,7 +628,10 @@ class IotEmulator:
             data = spec.handler(self, verified.params)
         except BusinessError as err:
             return self._business_error(err, rid)
-        body = {"RequestId": rid, "Success": True, "Data": data}
+        if spec.envelope:
+            body = {"RequestId": rid, "Success": True, **data}
+        else:
+            body = {"RequestId": rid, "Success": True, "Data": data}
         return _Answer(_json(200, body, rid), self.latency, 200, None)
 
     def _scripted(
@@ -487,6 +771,39 @@ class IotEmulator:
             return web.json_response({"error": str(err)}, status=400)
         return web.json_response(self.jobs[job_id])
 
+    async def _handle_tasks(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        if job_id not in self.jobs:
+            return web.json_response({"error": f"no job {job_id}"}, status=404)
+        return web.json_response(self._tasks_summary(job_id))
+
+    async def _handle_set_tasks(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        usage = 'expected JSON {"counts": {"SUCCEEDED": 10, ...}, "failure_reasons": [...]}'
+        try:
+            body = await request.json()
+            counts = body["counts"]
+            reasons = body.get("failure_reasons") or []
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return web.json_response({"error": usage}, status=400)
+        if (
+            not isinstance(counts, dict)
+            or not isinstance(reasons, list)
+            or not all(isinstance(r, str) for r in reasons)
+        ):
+            return web.json_response({"error": usage}, status=400)
+        if job_id not in self.jobs:
+            return web.json_response({"error": f"no job {job_id}"}, status=404)
+        try:
+            self.set_tasks(job_id, counts, failure_reasons=reasons)
+        except ValueError as err:
+            return web.json_response({"error": str(err)}, status=400)
+        return web.json_response(self._tasks_summary(job_id))
+
+    def _tasks_summary(self, job_id: str) -> dict[str, Any]:
+        counts = self.task_counts(job_id)
+        return {"JobId": job_id, "Total": sum(counts.values()), "counts": counts}
+
 
 def _json(
     status: int, body: dict[str, Any], rid: str, headers: dict[str, str] | None = None
@@ -509,6 +826,12 @@ def _throttled(headers: dict[str, str] | None = None) -> GatewayError:
 
 def _instance_not_found() -> BusinessError:
     return BusinessError("iot.system.InstanceNotFound", "The specified instance does not exist.")
+
+
+def _invalid_page() -> BusinessError:
+    return BusinessError(
+        "iot.common.InvalidPageParams", "The specified page size or page number is invalid."
+    )
 
 
 def _job_not_found() -> BusinessError:

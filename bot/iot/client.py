@@ -8,6 +8,7 @@ connection failures are retried with exponential backoff and jitter, honouring
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -28,9 +29,16 @@ from tenacity import (
 from . import signing
 from .auth import AcsSignatureAuth, SignatureVersion, new_nonce, utc_now
 from .credentials import CredentialSource
-from .errors import IotBadResponse, IotError, IotTransportError, api_error
-from .models import JobResult, OtaJob
-from .quota import Priority, QuotaLimiters
+from .errors import (
+    IotBadResponse,
+    IotCredentialsError,
+    IotError,
+    IotTransportError,
+    IotUnavailable,
+    api_error,
+)
+from .models import TASK_STATUSES, JobResult, OtaJob, TaskCounts
+from .quota import Priority, SlidingWindowLimiter
 
 API_VERSION = "2018-01-20"
 log = logging.getLogger(__name__)
@@ -67,11 +75,12 @@ def parse_response(response: httpx.Response) -> dict[str, Any]:
         body = json.loads(response.content)
     except ValueError:
         snippet = response.text[:120].strip().replace("\n", " ")
-        raise IotBadResponse(
-            "InvalidResponse",
-            f"HTTP {response.status_code} with a body that is not JSON: {snippet!r}",
-            http_status=response.status_code,
-        ) from None
+        message = f"HTTP {response.status_code} with a body that is not JSON: {snippet!r}"
+        if response.status_code >= 500:  # a proxy's 502/504 page: worth retrying
+            raise IotUnavailable(
+                f"HTTP{response.status_code}", message, http_status=response.status_code
+            ) from None
+        raise IotBadResponse("InvalidResponse", message, http_status=response.status_code) from None
     if not isinstance(body, dict):
         raise IotBadResponse(
             "InvalidResponse", "the JSON body is not an object", None, response.status_code
@@ -108,7 +117,7 @@ class IotClient:
         credentials: CredentialSource,
         *,
         endpoint: str,
-        limiters: QuotaLimiters,
+        limiter: SlidingWindowLimiter,
         signature: SignatureVersion = "v3",
         retry: RetryPolicy | None = None,
         now: Callable[[], datetime] = utc_now,
@@ -117,7 +126,9 @@ class IotClient:
         self._http = http
         self._credentials = credentials
         self._endpoint = endpoint.rstrip("/") + "/"
-        self._limiters = limiters
+        # One limiter per client, that is per credential source: the quota belongs to the
+        # account, and a role's temporary AccessKeyIds rotate while the account stays.
+        self._limiter = limiter
         self._signature = signature
         self._retry = retry or RetryPolicy()
         self._now = now
@@ -143,8 +154,12 @@ class IotClient:
     async def _attempt(
         self, action: str, params: dict[str, str], priority: Priority
     ) -> dict[str, Any]:
-        credential = await self._credentials.get()
-        limiter = self._limiters.for_key(credential.access_key_id)
+        try:
+            credential = await self._credentials.get()
+        except Exception as exc:  # the chain found nothing, or a role could not be assumed
+            raise IotCredentialsError(
+                "CredentialsUnavailable", f"{type(exc).__name__}: {exc}"
+            ) from None
         url = httpx.URL(self._endpoint).copy_with(
             query=signing.canonical_query(params).encode("ascii") or None
         )
@@ -157,7 +172,7 @@ class IotClient:
             nonce=self._nonce,
         )
         try:
-            async with limiter.slot(priority):
+            async with self._limiter.slot(priority):
                 response = await self._http.post(url, auth=auth)
         except httpx.TimeoutException:
             raise IotTransportError("Timeout", f"no answer from {url.host} in time") from None
@@ -187,4 +202,27 @@ class IotClient:
         if not isinstance(data, dict):
             raise IotBadResponse("InvalidResponse", "Data is not an object", body.get("RequestId"))
         request_id = body.get("RequestId")
-        return JobResult(job=OtaJob.model_validate(data), request_id=request_id, raw=data)
+        return JobResult(job=OtaJob.parse(data), request_id=request_id, raw=data)
+
+    async def count_tasks(
+        self,
+        job_id: str,
+        *,
+        instance_id: str | None = None,
+        priority: Priority = Priority.PERSON,
+    ) -> TaskCounts:
+        """Devices per task status. There is no statistics API: one ListOTATaskByJob call
+        per status with PageSize=1, reading Total; the calls go concurrently."""
+
+        async def one(status: str) -> tuple[str, int, str | None]:
+            params = {"JobId": job_id, "TaskStatus": status, "PageSize": "1", "CurrentPage": "1"}
+            if instance_id:
+                params["IotInstanceId"] = instance_id
+            body = await self.call("ListOTATaskByJob", params, priority=priority)
+            return status, int(body.get("Total") or 0), body.get("RequestId")
+
+        results = await asyncio.gather(*(one(s) for s in TASK_STATUSES))
+        return TaskCounts(
+            counts={status: total for status, total, _ in results},
+            request_ids=[rid for _, _, rid in results if rid],
+        )

@@ -65,6 +65,10 @@ class IotBadResponse(IotError):
     """An answer that is not the JSON the API documents (a proxy's HTML page, say)."""
 
 
+class IotCredentialsError(IotError):
+    """No usable credentials: Alibaba's chain found none, or refreshing them failed."""
+
+
 def api_error(
     code: str,
     message: str,
@@ -91,6 +95,8 @@ def error_kind(error: IotError) -> str:
         return "unreachable"
     if isinstance(error, IotBadResponse):
         return "bad_response"
+    if isinstance(error, IotCredentialsError):
+        return "no_credentials"
     if code.endswith("InstanceNotFound"):
         return "wrong_instance"
     if "PermissionDeny" in code or code.startswith("Forbidden") or "NoPermission" in code:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_pascal
 
 # The SDK and the English doc spell the verification type VERFIY_FIRMWARE; the Chinese doc
@@ -18,6 +18,16 @@ from pydantic.alias_generators import to_pascal
 VERIFY_JOB_TYPES = frozenset({"VERFIY_FIRMWARE", "VERIFY_FIRMWARE"})
 JOB_STATUSES = ("PLANNED", "IN_PROGRESS", "COMPLETED", "CANCELED")
 FINISHED_STATUSES = frozenset({"COMPLETED", "CANCELED"})
+# A device's task in a batch, in the order a rollout moves through them.
+TASK_STATUSES = (
+    "CONFIRM",
+    "QUEUED",
+    "NOTIFIED",
+    "IN_PROGRESS",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELED",
+)
 
 
 class Tag(BaseModel):
@@ -106,6 +116,26 @@ class OtaJob(BaseModel):
     def _empty_is_absent(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> OtaJob:
+        """Like model_validate, but a field whose value has an unexpected shape becomes
+        None, its raw value kept among the extras, instead of costing the whole card."""
+        data = dict(data)
+        unreadable: dict[str, Any] = {}
+        while True:
+            try:
+                job = cls.model_validate(data)
+                break
+            except ValidationError as exc:
+                keys = {e["loc"][0] for e in exc.errors() if e["loc"] and e["loc"][0] in data}
+                if not keys:
+                    raise
+                for key in keys:
+                    unreadable[str(key)] = data.pop(key)
+        if unreadable and job.__pydantic_extra__ is not None:
+            job.__pydantic_extra__.update(unreadable)
+        return job
+
     @property
     def is_verify(self) -> bool:
         return self.job_type in VERIFY_JOB_TYPES
@@ -128,3 +158,17 @@ class JobResult(BaseModel):
     request_id: str | None = None
     fetched_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskCounts(BaseModel):
+    """Devices per task status (ListOTATaskByJob's Total for each status)."""
+
+    counts: dict[str, int]
+    request_ids: list[str] = Field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def of(self, status: str) -> int:
+        return self.counts.get(status, 0)

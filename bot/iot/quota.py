@@ -9,7 +9,9 @@ window after ``arrival_bound`` seconds past its start (by then it has surely arr
 Counting from the release alone is not enough: a stalled event loop or a slow network
 can make a batch arrive late and overlap the next one at the gateway.
 
-People's queries go ahead of background work. aiolimiter's leaky bucket lets a burst
+People's queries go ahead of background work, and background work (watchers) may use at
+most ``background_limit`` of the places, so a person never waits behind a full window of
+polls. aiolimiter's leaky bucket lets a burst
 through on top of the rate within one second and has no priorities, hence this scheduler.
 """
 
@@ -33,6 +35,7 @@ class Priority(IntEnum):
 @dataclass
 class Slot:
     expires: float  # when this call stops counting against the window
+    priority: Priority = Priority.PERSON
 
 
 class SlidingWindowLimiter:
@@ -43,10 +46,12 @@ class SlidingWindowLimiter:
         margin: float = 0.05,
         arrival_bound: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        background_limit: int | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
+        self.background_limit = min(background_limit or limit, limit)
         self.span = window + margin
         self.arrival_bound = arrival_bound
         self._clock = clock
@@ -54,7 +59,7 @@ class SlidingWindowLimiter:
         self._waiters: list[tuple[int, int, asyncio.Future[Slot]]] = []
         self._seq = itertools.count()
         self._pump: asyncio.Task[None] | None = None
-        self._released = asyncio.Event()
+        self._changed = asyncio.Event()  # an answer came back or someone new is waiting
 
     @contextlib.asynccontextmanager
     async def slot(self, priority: Priority = Priority.PERSON) -> AsyncIterator[None]:
@@ -65,22 +70,33 @@ class SlidingWindowLimiter:
         finally:
             self.release(taken)
 
-    def in_window(self) -> int:
+    def in_window(self, priority: Priority | None = None) -> int:
         now = self._clock()
         self._slots = [s for s in self._slots if s.expires > now]
-        return len(self._slots)
+        if priority is None:
+            return len(self._slots)
+        return sum(1 for s in self._slots if s.priority == priority)
 
-    def _take(self) -> Slot:
-        taken = Slot(self._clock() + self.arrival_bound + self.span)
+    def _may_go(self, priority: Priority) -> bool:
+        if self.in_window() >= self.limit:
+            return False
+        return (
+            priority != Priority.BACKGROUND
+            or self.in_window(Priority.BACKGROUND) < self.background_limit
+        )
+
+    def _take(self, priority: Priority) -> Slot:
+        taken = Slot(self._clock() + self.arrival_bound + self.span, priority)
         self._slots.append(taken)
         return taken
 
     async def acquire(self, priority: Priority = Priority.PERSON) -> Slot:
         """Wait until a call may be sent now; pass the result to :meth:`release`."""
-        if not self._waiters and self.in_window() < self.limit:
-            return self._take()
+        if not self._waiters and self._may_go(priority):
+            return self._take(priority)
         future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (int(priority), next(self._seq), future))
+        self._changed.set()  # a person may now go ahead of capped background work
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._release_waiters())
         return await future
@@ -88,30 +104,21 @@ class SlidingWindowLimiter:
     def release(self, taken: Slot) -> None:
         """The call's answer is back: it arrived by now, so it counts one window more."""
         taken.expires = min(taken.expires, self._clock() + self.span)
-        self._released.set()
+        self._changed.set()
 
     async def _release_waiters(self) -> None:
         while self._waiters:
-            if self.in_window() < self.limit:
-                _, _, future = heapq.heappop(self._waiters)
-                if not future.done():  # a cancelled waiter gives its turn away
-                    future.set_result(self._take())
+            priority, _, future = self._waiters[0]
+            if future.done():  # a cancelled waiter gives its turn away
+                heapq.heappop(self._waiters)
                 continue
-            # Wake when the oldest place expires, or earlier if an answer shortens one.
+            if self._may_go(Priority(priority)):
+                heapq.heappop(self._waiters)
+                future.set_result(self._take(Priority(priority)))
+                continue
+            # Wake when the oldest place expires, or earlier if an answer shortens one
+            # or a person arrives.
             wait = min(s.expires for s in self._slots) - self._clock()
-            self._released.clear()
+            self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._released.wait(), max(wait, 0.001))
-
-
-class QuotaLimiters:
-    """One limiter per AccessKeyId: the quota belongs to the account behind the key."""
-
-    def __init__(self, limit: int, window: float = 1.0, margin: float = 0.05) -> None:
-        self._make = lambda: SlidingWindowLimiter(limit, window, margin)
-        self._by_key: dict[str, SlidingWindowLimiter] = {}
-
-    def for_key(self, access_key_id: str) -> SlidingWindowLimiter:
-        if access_key_id not in self._by_key:
-            self._by_key[access_key_id] = self._make()
-        return self._by_key[access_key_id]
+                await asyncio.wait_for(self._changed.wait(), max(wait, 0.001))

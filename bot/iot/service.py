@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 from .client import IotClient
-from .models import JobResult
+from .models import JobResult, TaskCounts
 from .quota import Priority
 
 T = TypeVar("T")
@@ -26,21 +26,29 @@ class CoalescingCache(Generic[T]):
         self._inflight: dict[Hashable, asyncio.Task[T]] = {}
 
     async def get(
-        self, key: Hashable, load: Callable[[], Awaitable[T]], *, fresh: bool = False
+        self,
+        key: Hashable,
+        load: Callable[[], Awaitable[T]],
+        *,
+        fresh: bool = False,
+        lane: Hashable = None,
     ) -> T:
+        """``lane`` keeps reads of different priorities apart in flight, so a person
+        never waits in line behind a background read of the same thing."""
         now = self._clock()
         if not fresh and key in self._fresh:
             stored_at, value = self._fresh[key]
             if now - stored_at < self.ttl:
                 return value
-        task = self._inflight.get(key)
+        flight = (key, lane)
+        task = self._inflight.get(flight)
         if task is None:
-            task = asyncio.ensure_future(self._load(key, load))
-            self._inflight[key] = task
+            task = asyncio.ensure_future(self._load(key, flight, load))
+            self._inflight[flight] = task
         # One impatient caller going away must not cancel the call the others wait for.
         return await asyncio.shield(task)
 
-    async def _load(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+    async def _load(self, key: Hashable, flight: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         try:
             value = await load()
             now = self._clock()
@@ -48,7 +56,7 @@ class CoalescingCache(Generic[T]):
             self._fresh[key] = (now, value)
             return value
         finally:
-            del self._inflight[key]
+            del self._inflight[flight]
 
 
 class OtaService:
@@ -62,6 +70,7 @@ class OtaService:
         self.client = client
         self.default_instance_id = default_instance_id
         self._jobs: CoalescingCache[JobResult] = CoalescingCache(cache_seconds)
+        self._counts: CoalescingCache[TaskCounts] = CoalescingCache(cache_seconds)
 
     def instance_for(self, instance_id: str | None) -> str | None:
         """The instance a call goes to: the one named, else the configured default."""
@@ -80,4 +89,21 @@ class OtaService:
             ("QueryOTAJob", job_id, instance),
             lambda: self.client.query_ota_job(job_id, instance_id=instance, priority=priority),
             fresh=fresh,
+            lane=priority,
+        )
+
+    async def count_tasks(
+        self,
+        job_id: str,
+        instance_id: str | None = None,
+        *,
+        fresh: bool = False,
+        priority: Priority = Priority.PERSON,
+    ) -> TaskCounts:
+        instance = self.instance_for(instance_id)
+        return await self._counts.get(
+            ("ListOTATaskByJob", job_id, instance),
+            lambda: self.client.count_tasks(job_id, instance_id=instance, priority=priority),
+            fresh=fresh,
+            lane=priority,
         )

@@ -1,13 +1,1 @@
-"""Slack surfaces. Each module has one ``register(app, deps)``."""
-
-from __future__ import annotations
-
-from slack_bolt.async_app import AsyncApp
-
-from ..deps import Deps
-from . import actions, commands, errors
-
-
-def register_all(app: AsyncApp, deps: Deps) -> None:
-    for module in (commands, actions, errors):
-        module.register(app, deps)
+"""Slack surfaces. Each module has one ``register(app, deps)``; bot.slack.surfaces wires them."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from ..deps import Deps
-from .replies import JobRef, job_message
+from ..job_ref import JobRef
+from . import watching
+from .grammar import WatchJob
+from .replies import job_reply
 
 
 def _who(body: dict[str, Any]) -> str:
@@ -28,9 +32,15 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if ref is None:
             await stale_button(respond)
             return
-        # Refresh skips the cache (but still joins a read already under way).
-        message = await job_message(deps, ref, fresh=True)
-        await respond(replace_original=True, **message.as_kwargs())
+        # Refresh skips the cache (but still joins a read already under way). If Alibaba
+        # Cloud says no, the card stays and only the clicker sees why.
+        reply = await job_reply(deps, ref, fresh=True)
+        if reply.ok:
+            await respond(replace_original=True, **reply.message.as_kwargs())
+        else:
+            await respond(
+                response_type="ephemeral", replace_original=False, **reply.message.as_kwargs()
+            )
 
     @app.action("job_share")
     async def share(
@@ -41,5 +51,28 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if ref is None:
             await stale_button(respond)
             return
-        message = await job_message(deps, ref, shared_by=_who(body), buttons=("refresh",))
-        await respond(response_type="in_channel", replace_original=False, **message.as_kwargs())
+        reply = await job_reply(deps, replace(ref, shared_by=_who(body)))
+        # An error is never shared with the channel: only the clicker sees it.
+        response_type = "in_channel" if reply.ok else "ephemeral"
+        await respond(
+            response_type=response_type, replace_original=False, **reply.message.as_kwargs()
+        )
+
+    @app.action("job_watch")
+    async def watch_here(
+        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        ref = JobRef.from_value(action.get("value"))
+        if ref is None:
+            await stale_button(respond)
+            return
+        user = body.get("user") or {}
+        await watching.watch(
+            deps,
+            WatchJob(ref.job_id, None, ref.instance_id),
+            channel_id=(body.get("channel") or {}).get("id", ""),
+            user_id=str(user.get("id") or ""),
+            user_name=_who(body),
+            respond=respond,
+        )

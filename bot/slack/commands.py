@@ -8,8 +8,18 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from ..deps import Deps
-from .grammar import BadInput, QueryJob, ShowHelp, parse_command
-from .replies import JobRef, job_message
+from ..job_ref import JobRef
+from . import watching
+from .grammar import (
+    BadInput,
+    ListWatches,
+    QueryJob,
+    ShowHelp,
+    UnwatchJob,
+    WatchJob,
+    parse_command,
+)
+from .replies import job_reply
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -25,7 +35,29 @@ def register(app: AsyncApp, deps: Deps) -> None:
             message = render("bad_input", reason=parsed.reason, value=parsed.value, demo=deps.demo)
             await ack(**message.as_kwargs())
             return
-        assert isinstance(parsed, QueryJob)
         await ack()
-        message = await job_message(deps, JobRef(parsed.job_id, parsed.instance_id))
-        await respond(response_type="ephemeral", **message.as_kwargs())
+        user_id, user_name = command.get("user_id", ""), command.get("user_name", "")
+        channel_id = command.get("channel_id", "")
+        if isinstance(parsed, WatchJob):
+            await watching.watch(
+                deps,
+                parsed,
+                channel_id=channel_id,
+                user_id=user_id,
+                user_name=user_name,
+                respond=respond,
+            )
+            return
+        if isinstance(parsed, UnwatchJob):
+            await watching.unwatch(
+                deps, parsed, channel_id=channel_id, user_name=user_name, respond=respond
+            )
+            return
+        if isinstance(parsed, ListWatches):
+            await watching.list_watches(
+                deps, parsed, channel_id=channel_id, user_id=user_id, respond=respond
+            )
+            return
+        assert isinstance(parsed, QueryJob)
+        reply = await job_reply(deps, JobRef(parsed.job_id, parsed.instance_id))
+        await respond(response_type="ephemeral", **reply.message.as_kwargs())

@@ -6,62 +6,28 @@ propagates to the error funnel (bot/slack/errors.py).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from ..deps import Deps
 from ..iot.errors import IotError, error_kind
+from ..job_ref import JobRef
 from ..render import Message
-from .grammar import BadInput, check_instance_id, check_job_id
 
 
 @dataclass(frozen=True)
-class JobRef:
-    """Which job a button is about; travels in the button's value."""
-
-    job_id: str
-    instance_id: str | None = None
-
-    def to_value(self) -> str:
-        return json.dumps({"job": self.job_id, "instance": self.instance_id}, separators=(",", ":"))
-
-    @classmethod
-    def from_value(cls, value: str | None) -> JobRef | None:
-        """None for anything that is not a value we wrote (stale or forged payloads)."""
-        try:
-            data = json.loads(value or "")
-            job_id = check_job_id(str(data["job"]))
-            instance = data.get("instance")
-            if instance is not None:
-                instance = check_instance_id(str(instance))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
-        if isinstance(job_id, BadInput) or isinstance(instance, BadInput):
-            return None
-        return cls(job_id, instance)
+class Reply:
+    message: Message
+    ok: bool  # False: Alibaba Cloud said no; only the person who asked should see that
 
 
-async def job_message(
-    deps: Deps,
-    ref: JobRef,
-    *,
-    fresh: bool = False,
-    shared_by: str | None = None,
-    buttons: tuple[str, ...] = ("refresh", "share"),
-) -> Message:
+async def job_reply(deps: Deps, ref: JobRef, *, fresh: bool = False) -> Reply:
+    """The card for ``ref`` (a shared card keeps its "Shared by" line and loses Share)."""
     instance = deps.service.instance_for(ref.instance_id)
     try:
         result = await deps.service.get_job(ref.job_id, ref.instance_id, fresh=fresh)
     except IotError as error:
-        return deps.renderer.render(
-            "api_error",
-            error=error,
-            kind=error_kind(error),
-            job_id=ref.job_id,
-            instance_id=instance,
-            demo=deps.demo,
-        )
-    return deps.renderer.render(
+        return Reply(api_error_message(deps, error, ref.job_id, instance), ok=False)
+    card = deps.renderer.render(
         "job",
         job=result.job,
         job_id=ref.job_id,
@@ -69,7 +35,19 @@ async def job_message(
         checked_at=result.fetched_at,
         instance_id=instance,
         demo=deps.demo,
-        shared_by=shared_by,
-        buttons=buttons,
+        shared_by=ref.shared_by,
+        buttons=("refresh", "watch") if ref.shared_by else ("refresh", "share", "watch"),
         button_value=ref.to_value(),
+    )
+    return Reply(card, ok=True)
+
+
+def api_error_message(deps: Deps, error: IotError, job_id: str, instance: str | None) -> Message:
+    return deps.renderer.render(
+        "api_error",
+        error=error,
+        kind=error_kind(error),
+        job_id=job_id,
+        instance_id=instance,
+        demo=deps.demo,
     )

@@ -1,6 +1,7 @@
 """Test doubles (fake Slack server and request builders) for tests and benchmarks."""
 
 from tests.fakes.slack import (
+    BOT_ID,
     ApiCall,
     FakeSlack,
     WebhookPost,
@@ -10,6 +11,7 @@ from tests.fakes.slack import (
 )
 
 __all__ = [
+    "BOT_ID",
     "ApiCall",
     "FakeSlack",
     "WebhookPost",

@@ -3,17 +3,28 @@
 Point the app at it with ``AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)`` and
 give slash-command payloads ``response_url=fake.response_url("k")``. Every request is recorded
 (``calls`` / ``posts``), failures can be scripted with ``fail_next`` and a delay with ``latency``.
+
+It also models channels and the messages in them, like Slack: ``chat.postMessage`` stores a
+message (``messages`` / ``top_level`` / ``thread``), ``chat.update`` edits it, and
+``conversations.history`` / ``.replies`` / ``.info`` / ``.join`` / ``.leave`` / ``.members`` read
+the model. Channel IDs never seen before are public channels the bot is a member of; register
+others with ``add_channel`` / ``remove_channel``. A channel set to a user ID ("U…"/"W…") is a DM.
+A scripted ``fail_next`` failure wins over the model (and changes nothing in it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import copy
 import itertools
 import json
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -24,6 +35,7 @@ if TYPE_CHECKING:
     from slack_bolt.request.async_request import AsyncBoltRequest
 
 _WEB = "https://fake.slack.com/"
+BOT_ID = "B0001"
 
 
 @dataclass
@@ -32,7 +44,7 @@ class ApiCall:
     args: dict  # query + form fields / JSON body; JSON-looking form values decoded
     token: str | None  # from "Authorization: Bearer ..." or the "token" form field
     at: float  # time.monotonic()
-    error: str | None = None  # set when the fake answered ok=false (scripted or auth)
+    error: str | None = None  # set when the fake answered ok=false (scripted, auth or model)
 
 
 @dataclass
@@ -50,6 +62,14 @@ class _Failure:
     retry_after: int | None
 
 
+class _Refused(Exception):
+    """Raised by the model to answer {"ok": false, "error": error}."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class FakeSlack:
     def __init__(self, *, bot_user_id="UBOT", team_id="T0001", bot_token="xoxb-test"):
         self.bot_user_id, self.team_id, self.bot_token = bot_user_id, team_id, bot_token
@@ -58,6 +78,10 @@ class FakeSlack:
         self.calls: list[ApiCall] = []
         self.posts: list[WebhookPost] = []
         self.uploads: dict[str, bytes] = {}
+        # {"id", "name", "is_private", "is_archived", "is_member", "members": set[str]}
+        self.channels: dict[str, dict] = {}
+        self._removed: set[str] = set()
+        self._messages: dict[str, list[dict]] = defaultdict(list)  # channel -> in post order
         self.base_url = ""
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
         self._changed = asyncio.Event()
@@ -116,6 +140,54 @@ class FakeSlack:
         """Make the next `count` calls to `method` (or "response_url") fail with `error`."""
         self._failures[method].extend(_Failure(error, status, retry_after) for _ in range(count))
 
+    # ---- channels & messages -------------------------------------------------------------
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str = "general",
+        *,
+        is_private: bool = False,
+        is_member: bool = True,
+        is_archived: bool = False,
+        members: Iterable[str] = (),
+    ) -> dict:
+        """Register (or replace) a channel; `members` are the humans in it (the bot is added
+        when `is_member`). Returns the live dict, which tests may change further."""
+        self._removed.discard(channel_id)
+        channel = {
+            "id": channel_id,
+            "name": name,
+            "is_private": is_private,
+            "is_archived": is_archived,
+            "is_member": is_member,
+            "members": set(members) | ({self.bot_user_id} if is_member else set()),
+        }
+        self.channels[channel_id] = channel
+        return channel
+
+    def remove_channel(self, channel_id: str) -> None:
+        """Make `channel_id` unknown to Slack: every call naming it gets channel_not_found."""
+        self.channels.pop(channel_id, None)
+        self._removed.add(channel_id)
+
+    def messages(self, channel: str) -> list[dict]:
+        """Copies of every message stored in `channel` (top-level and replies), in post order."""
+        return copy.deepcopy(self._messages.get(channel, []))
+
+    def top_level(self, channel: str) -> list[dict]:
+        """Copies of the messages of `channel` that are not thread replies, in post order
+        (broadcast replies are replies: history shows them, this does not)."""
+        return [m for m in self.messages(channel) if _is_top_level(m)]
+
+    def thread(self, channel: str, ts: str) -> list[dict]:
+        """Copies of the thread `ts` names in `channel`: the parent first, then the replies."""
+        return copy.deepcopy(self._thread(channel, ts))
+
+    async def wait_for_messages(self, channel: str, n: int = 1, timeout: float = 5.0) -> list[dict]:
+        """Wait until `channel` holds at least `n` messages (replies count); return them all."""
+        what = f"messages in {channel}"
+        return await self._wait(lambda: self.messages(channel), n, timeout, what)
+
     async def wait_for_posts(self, key: str, n: int = 1, timeout: float = 5.0) -> list[WebhookPost]:
         return await self._wait(lambda: self.posts_to(key), n, timeout, f"posts to {key!r}")
 
@@ -156,12 +228,18 @@ class FakeSlack:
         elif token not in self.tokens:
             call.error = "invalid_auth"
         resp = self._scripted_failure(method, call)
-        self._record(call)
+        body: dict[str, Any] = {}
+        if resp is None and call.error is None:
+            try:
+                body = {"ok": True, **self._answer(method, args)}
+            except _Refused as refused:
+                call.error = refused.error
+        self._record(call)  # after the model changed, so waiters see its new state
         if resp:
             return resp
         if call.error:
             return web.json_response({"ok": False, "error": call.error})
-        return web.json_response({"ok": True, **self._answer(method, args)})
+        return web.json_response(body)
 
     async def _webhook(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.latency)
@@ -205,24 +283,56 @@ class FakeSlack:
                     "user": "otajob",
                     "team_id": self.team_id,
                     "user_id": self.bot_user_id,
-                    "bot_id": "B0001",
+                    "bot_id": BOT_ID,
                 }
             case "chat.postMessage":
-                ts = self._next_ts()
-                msg = {"type": "message", "user": self.bot_user_id, "bot_id": "B0001", "ts": ts}
-                msg |= {k: a[k] for k in ("text", "blocks", "thread_ts") if k in a}
-                return {"channel": channel, "ts": ts, "message": msg}
+                msg = self._post(channel, a)
+                return {"channel": channel, "ts": msg["ts"], "message": _public(msg, True)}
             case "chat.update":
-                return {"channel": channel, "ts": a.get("ts"), "text": a.get("text", "")}
+                msg = self._update(channel, a)
+                return {
+                    "channel": channel,
+                    "ts": msg["ts"],
+                    "text": msg["text"],
+                    "message": _public(msg, True),
+                }
             case "chat.postEphemeral":
                 return {"message_ts": self._next_ts()}
             case "chat.getPermalink":
                 p_ts = "p" + str(a.get("message_ts", "")).replace(".", "")
                 return {"channel": channel, "permalink": f"{_WEB}archives/{channel}/{p_ts}"}
             case "conversations.join":
-                return {"channel": {"id": channel, "name": "general", "is_member": True}}
+                return self._join(channel)
+            case "conversations.leave":
+                ch = self._channel(channel)
+                if not ch["is_member"]:
+                    return {"not_in_channel": True}
+                ch["is_member"] = False
+                ch["members"].discard(self.bot_user_id)
+                return {}
             case "conversations.info":
-                return {"channel": {"id": channel, "name": "general", "is_member": True}}
+                return {"channel": self._info(self._channel(channel))}
+            case "conversations.members":
+                ch = self._channel(channel)
+                humans = ch["members"] - {self.bot_user_id}
+                members = sorted(humans | ({self.bot_user_id} if ch["is_member"] else set()))
+                page, cursor = _page(members, a, key=str)
+                return {"members": page, "response_metadata": {"next_cursor": cursor}}
+            case "conversations.history":
+                return self._history(channel, a)
+            case "conversations.replies":
+                self._readable(channel)
+                thread = self._thread(channel, str(a.get("ts") or ""))
+                if not thread:
+                    raise _Refused("thread_not_found")
+                parent, replies = thread[:1], _between(thread[1:], a)
+                page, cursor = _page(parent + replies, a, key=_ts_of)
+                messages = [_public(m, _truthy(a.get("include_all_metadata"))) for m in page]
+                return {
+                    "messages": messages,
+                    "has_more": bool(cursor),
+                    "response_metadata": {"next_cursor": cursor},
+                }
             case "users.info":
                 user = {"id": a.get("user"), "name": f"user-{a.get('user')}", "locale": "en-US"}
                 return {"user": user | {"tz": "Asia/Tokyo"}}
@@ -236,6 +346,219 @@ class FakeSlack:
                 files = a.get("files") if isinstance(a.get("files"), list) else []
                 return {"files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
         return {}
+
+    # ---- the channel & message model -----------------------------------------------------
+    def _channel(self, channel_id: Any) -> dict:
+        """The channel `channel_id` names; an unknown one becomes a public channel with the bot."""
+        if not isinstance(channel_id, str) or not channel_id or channel_id in self._removed:
+            raise _Refused("channel_not_found")
+        return self.channels.get(channel_id) or self.add_channel(channel_id)
+
+    def _postable(self, channel_id: Any) -> None:
+        if _is_dm(channel_id):
+            return
+        ch = self._channel(channel_id)
+        if ch["is_archived"]:
+            raise _Refused("is_archived")
+        if not ch["is_member"]:
+            raise _Refused("not_in_channel")
+
+    def _readable(self, channel_id: Any) -> None:
+        if not _is_dm(channel_id) and not self._channel(channel_id)["is_member"]:
+            raise _Refused("not_in_channel")
+
+    def _info(self, ch: dict) -> dict:
+        humans = ch["members"] - {self.bot_user_id}
+        return {
+            "id": ch["id"],
+            "name": ch["name"],
+            "is_channel": True,
+            "is_group": False,
+            "is_im": False,
+            "is_private": ch["is_private"],
+            "is_archived": ch["is_archived"],
+            "is_member": ch["is_member"],
+            "num_members": len(humans) + (1 if ch["is_member"] else 0),
+        }
+
+    def _join(self, channel_id: Any) -> dict:
+        ch = self._channel(channel_id)
+        if ch["is_archived"]:
+            raise _Refused("is_archived")
+        if ch["is_private"]:
+            raise _Refused("method_not_supported_for_channel_type")
+        already = ch["is_member"]
+        ch["is_member"] = True
+        ch["members"].add(self.bot_user_id)
+        return {"channel": self._info(ch)} | ({"warning": "already_in_channel"} if already else {})
+
+    def _find(self, channel: str, ts: str) -> dict | None:
+        return next((m for m in self._messages.get(channel, []) if m["ts"] == ts), None)
+
+    def _thread(self, channel: str, ts: str) -> list[dict]:
+        """The thread that `ts` (its parent or one of its replies) names: parent first."""
+        hit = self._find(channel, ts)
+        root = hit.get("thread_ts", hit["ts"]) if hit else ts
+        return [m for m in self._messages.get(channel, []) if root in (m["ts"], m.get("thread_ts"))]
+
+    def _post(self, channel: Any, a: dict) -> dict:
+        self._postable(channel)
+        if not any(a.get(k) for k in ("text", "blocks", "attachments")):
+            raise _Refused("no_text")
+        metadata = _metadata(a)
+        msg: dict[str, Any] = {
+            "type": "message",
+            "ts": self._next_ts(),
+            "channel": channel,
+            "text": a.get("text") or "",
+            "blocks": a.get("blocks") or [],
+            "user": self.bot_user_id,
+            "bot_id": BOT_ID,
+        }
+        if a.get("attachments"):
+            msg["attachments"] = a["attachments"]
+        if a.get("thread_ts"):
+            # Stored as sent: a thread_ts naming no parent makes an orphan reply, as in Slack.
+            msg["thread_ts"] = str(a["thread_ts"])
+            if _truthy(a.get("reply_broadcast")):
+                msg["reply_broadcast"] = True
+                msg["subtype"] = "thread_broadcast"
+        if metadata is not None:
+            msg["metadata"] = metadata
+        parent = self._find(channel, msg.get("thread_ts", ""))
+        if parent is not None and _is_top_level(parent):
+            msg["parent_user_id"] = parent["user"]
+        self._messages[channel].append(msg)
+        if parent is not None and _is_top_level(parent):
+            replies = self._thread(channel, parent["ts"])[1:]
+            users = sorted({m["user"] for m in replies})
+            parent |= {
+                "thread_ts": parent["ts"],
+                "reply_count": len(replies),
+                "reply_users": users,
+                "reply_users_count": len(users),
+                "latest_reply": replies[-1]["ts"],
+            }
+        return msg
+
+    def _update(self, channel: Any, a: dict) -> dict:
+        self._postable(channel)
+        msg = self._find(channel, str(a.get("ts") or ""))
+        if msg is None:
+            raise _Refused("message_not_found")
+        metadata = _metadata(a)
+        for key in ("text", "blocks", "attachments"):
+            if a.get(key) is not None:
+                msg[key] = a[key]
+        if metadata is not None:
+            msg["metadata"] = metadata
+        return msg
+
+    def _history(self, channel: Any, a: dict) -> dict:
+        self._readable(channel)
+        # Slack shows top-level messages and broadcast replies in the channel, newest first.
+        shown = [
+            m
+            for m in self._messages.get(channel, [])
+            if _is_top_level(m) or m.get("reply_broadcast")
+        ]
+        shown = sorted(_between(shown, a), key=lambda m: Decimal(m["ts"]), reverse=True)
+        page, cursor = _page(shown, a, key=_ts_of)
+        with_metadata = _truthy(a.get("include_all_metadata"))
+        return {
+            "messages": [_public(m, with_metadata) for m in page],
+            "has_more": bool(cursor),
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": cursor},
+        }
+
+
+def _is_dm(channel: Any) -> bool:
+    return isinstance(channel, str) and channel[:1] in ("U", "W")
+
+
+def _is_top_level(msg: dict) -> bool:
+    return msg.get("thread_ts", msg["ts"]) == msg["ts"]
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("1", "true")
+
+
+def _ts_of(msg: dict) -> str:
+    return msg["ts"]
+
+
+def _public(msg: dict, with_metadata: bool) -> dict:
+    """A message as the Web API returns it: no "channel" key, metadata only when asked."""
+    drop = {"channel"} | (set() if with_metadata else {"metadata"})
+    return copy.deepcopy({k: v for k, v in msg.items() if k not in drop})
+
+
+def _metadata(a: dict) -> dict | None:
+    """The decoded `metadata` argument (JSON string or object), None when absent."""
+    value = a.get("metadata")
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise _Refused("invalid_metadata_format") from None
+    if not (
+        isinstance(value, dict)
+        and isinstance(value.get("event_type"), str)
+        and isinstance(value.get("event_payload", {}), dict)
+    ):
+        raise _Refused("invalid_metadata_format")
+    return value
+
+
+def _between(messages: list[dict], a: dict) -> list[dict]:
+    """Filter by the `oldest` / `latest` / `inclusive` arguments of conversations.*."""
+
+    def bound(name: str) -> Decimal | None:
+        value = a.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            raise _Refused(f"invalid_ts_{name}") from None
+
+    oldest, latest = bound("oldest"), bound("latest")
+    inclusive = _truthy(a.get("inclusive"))
+
+    def keep(m: dict) -> bool:
+        ts = Decimal(m["ts"])
+        if oldest is not None and (ts < oldest if inclusive else ts <= oldest):
+            return False
+        return latest is None or (ts <= latest if inclusive else ts < latest)
+
+    return [m for m in messages if keep(m)]
+
+
+def _page(items: list, a: dict, *, key: Callable[[Any], str]) -> tuple[list, str]:
+    """One page of `items` (already in answer order) per `limit` / `cursor`, and the next
+    cursor ("" on the last page). The cursor names the first item of the next page."""
+    try:
+        limit = int(a.get("limit") or 100)
+    except (TypeError, ValueError):
+        limit = 100
+    limit = min(max(limit, 1), 1000)
+    start = 0
+    if a.get("cursor"):
+        try:
+            after = base64.b64decode(str(a["cursor"]), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise _Refused("invalid_cursor") from None
+        wanted = after.removeprefix("next:")
+        start = next((i for i, item in enumerate(items) if key(item) == wanted), -1)
+        if not after.startswith("next:") or start < 0:
+            raise _Refused("invalid_cursor")
+    page, rest = items[start : start + limit], items[start + limit :]
+    cursor = base64.b64encode(f"next:{key(rest[0])}".encode()).decode() if rest else ""
+    return page, cursor
 
 
 async def _read_args(request: web.Request) -> tuple[dict, str | None]:

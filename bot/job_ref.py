@@ -1,0 +1,40 @@
+"""Which job a button is about: it travels in the button's value and must survive
+stale or forged payloads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .slack.grammar import BadInput, check_instance_id, check_job_id
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """Which job a button is about; travels in the button's value."""
+
+    job_id: str
+    instance_id: str | None = None
+    shared_by: str | None = None  # set on a card shared in a channel: Refresh keeps it
+
+    def to_value(self) -> str:
+        data = {"job": self.job_id, "instance": self.instance_id}
+        if self.shared_by:
+            data["shared_by"] = self.shared_by[:100]
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_value(cls, value: str | None) -> JobRef | None:
+        """None for anything that is not a value we wrote (stale or forged payloads)."""
+        try:
+            data = json.loads(value or "")
+            job_id = check_job_id(str(data["job"]))
+            instance = data.get("instance")
+            if instance is not None:
+                instance = check_instance_id(str(instance))
+            shared_by = data.get("shared_by")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if isinstance(job_id, BadInput) or isinstance(instance, BadInput):
+            return None
+        return cls(job_id, instance, str(shared_by)[:100] if shared_by else None)

@@ -1,0 +1,132 @@
+"""/otajob watch, unwatch, watches and the card's Watch button."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_bolt.async_app import AsyncRespond
+from slack_sdk.errors import SlackApiError
+
+from ..deps import Deps
+from ..iot.errors import IotError
+from ..job_ref import JobRef
+from ..watch.poster import ChannelUnavailable
+from ..watch.watcher import Outcome
+from .grammar import ListWatches, UnwatchJob, WatchJob
+from .replies import api_error_message, job_reply
+
+
+async def _tell(respond: AsyncRespond, deps: Deps, **context: Any) -> None:
+    message = deps.renderer.render(
+        "watch_reply", interval=deps.watcher.interval(), demo=deps.demo, **context
+    )
+    await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+
+
+async def watch(
+    deps: Deps,
+    request: WatchJob,
+    *,
+    channel_id: str,
+    user_id: str,
+    user_name: str,
+    respond: AsyncRespond,
+) -> None:
+    target = request.channel_id or channel_id
+    try:
+        result = await deps.watcher.watch(
+            job_id=request.job_id,
+            instance_id=request.instance_id,
+            channel_id=target,
+            user_id=user_id,
+            user_name=user_name,
+            only=request.only,
+            quiet=request.quiet,
+        )
+    except IotError as error:
+        instance = deps.service.instance_for(request.instance_id)
+        message = api_error_message(deps, error, request.job_id, instance)
+        await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+        return
+    outcome, error = result.outcome, result.error
+    if outcome == Outcome.FINISHED:  # nothing to watch: show the final card instead
+        card = (await job_reply(deps, JobRef(request.job_id, request.instance_id))).message
+        if target == channel_id:
+            await respond(response_type="in_channel", replace_original=False, **card.as_kwargs())
+        else:
+            try:
+                marker = {"final_card": request.job_id}
+                await deps.watcher.poster.post(target, card, marker=marker)
+            except ChannelUnavailable as exc:
+                outcome, error = Outcome.CHANNEL_UNAVAILABLE, exc.error
+    await _tell(
+        respond,
+        deps,
+        outcome=outcome.value,
+        job_id=request.job_id,
+        channel_id=target,
+        watch=result.watch,
+        error=error,
+    )
+
+
+async def unwatch(
+    deps: Deps, request: UnwatchJob, *, channel_id: str, user_name: str, respond: AsyncRespond
+) -> None:
+    target = request.channel_id or channel_id
+    ended = await deps.watcher.unwatch(
+        job_id=request.job_id,
+        instance_id=request.instance_id,
+        channel_id=target,
+        user_name=user_name,
+    )
+    await _tell(
+        respond,
+        deps,
+        outcome="unwatched" if ended else "not_watched",
+        job_id=request.job_id,
+        channel_id=target,
+        watch=ended,
+        error=None,
+    )
+
+
+async def list_watches(
+    deps: Deps, request: ListWatches, *, channel_id: str, user_id: str, respond: AsyncRespond
+) -> None:
+    store = deps.watcher.store
+    watches = await store.live_watches(channel_id=None if request.everywhere else channel_id)
+    if request.everywhere:  # only channels the asker is in
+        visible = {c for c in {w.channel_id for w in watches} if await _is_member(deps, c, user_id)}
+        watches = [w for w in watches if w.channel_id in visible or w.channel_id == channel_id]
+    rows = []
+    for w in watches:
+        poll = await store.get_poll(w.job_id, w.instance_id)
+        data = json.loads(poll.job_json) if poll and poll.job_json else {}
+        rows.append(
+            {
+                "watch": w,
+                "status": (poll and poll.status) or w.told_status,
+                "firmware": data.get("Name"),
+            }
+        )
+    message = deps.renderer.render(
+        "watches",
+        rows=rows,
+        everywhere=request.everywhere,
+        interval=deps.watcher.interval(),
+        demo=deps.demo,
+    )
+    await respond(response_type="ephemeral", **message.as_kwargs())
+
+
+async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
+    client = deps.watcher.poster.client
+    try:
+        async for page in await client.conversations_members(channel=channel_id, limit=1000):
+            if user_id in (page.get("members") or []):
+                return True
+    except SlackApiError:
+        return False
+    return False

@@ -1,0 +1,118 @@
+"""Posting to Slack for watchers, so that a post is never made twice.
+
+Each post carries message metadata naming its outbox entry. After a crash between
+Slack accepting a post and the database recording it, ``find`` looks for that metadata
+in the thread (or the channel's recent history, for a card) instead of posting again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..render import Message
+
+log = logging.getLogger("otajob.watch")
+EVENT_TYPE = "otajob_post"
+# Errors that mean "this channel cannot take our posts until a person acts".
+CHANNEL_ERRORS = frozenset(
+    {"channel_not_found", "is_archived", "not_in_channel", "restricted_action"}
+)
+
+
+class ChannelUnavailable(Exception):
+    def __init__(self, channel: str, error: str) -> None:
+        self.channel = channel
+        self.error = error
+        super().__init__(f"{error} in {channel}")
+
+
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") or "unknown_error")
+
+
+class SlackPoster:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def post(
+        self,
+        channel: str,
+        message: Message,
+        *,
+        marker: dict[str, Any],
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        """Post and return the message's ts. A public channel the app is not in yet is
+        joined once (needs channels:join); other channel problems raise ChannelUnavailable."""
+        kwargs: dict[str, Any] = {
+            "channel": channel,
+            "metadata": {"event_type": EVENT_TYPE, "event_payload": marker},
+            "unfurl_links": False,
+            "unfurl_media": False,
+            **message.as_kwargs(),
+        }
+        if thread_ts:
+            kwargs.update(thread_ts=thread_ts, reply_broadcast=broadcast)
+        for attempt in (1, 2):
+            try:
+                response = await self.client.chat_postMessage(**kwargs)
+                return str(response["ts"])
+            except SlackApiError as exc:
+                error = _error(exc)
+                if error == "not_in_channel" and attempt == 1 and await self.join(channel):
+                    continue
+                if error in CHANNEL_ERRORS:
+                    raise ChannelUnavailable(channel, error) from None
+                raise
+        raise AssertionError("unreachable")
+
+    async def join(self, channel: str) -> bool:
+        try:
+            await self.client.conversations_join(channel=channel)
+            return True
+        except SlackApiError as exc:
+            log.info("could not join %s: %s", channel, _error(exc))
+            return False
+
+    async def find(
+        self, channel: str, marker: dict[str, Any], *, thread_ts: str | None, since: float
+    ) -> str | None:
+        """The ts of a message we posted with this marker, if Slack has one."""
+        try:
+            if thread_ts:
+                response = await self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=200
+                )
+            else:
+                response = await self.client.conversations_history(
+                    channel=channel, oldest=str(since - 60), include_all_metadata=True, limit=200
+                )
+        except SlackApiError as exc:
+            if _error(exc) in CHANNEL_ERRORS:
+                raise ChannelUnavailable(channel, _error(exc)) from None
+            raise
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == EVENT_TYPE and metadata.get("event_payload") == marker:
+                return str(message["ts"])
+        return None
+
+    async def update(self, channel: str, ts: str, message: Message) -> None:
+        """Edit a card in place; a card someone deleted is left alone."""
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+        except SlackApiError as exc:
+            if _error(exc) in CHANNEL_ERRORS:
+                raise ChannelUnavailable(channel, _error(exc)) from None
+            log.warning("could not update card %s in %s: %s", ts, channel, _error(exc))
+
+    async def direct_message(self, user: str, message: Message) -> None:
+        try:
+            await self.client.chat_postMessage(channel=user, **message.as_kwargs())
+        except SlackApiError as exc:
+            log.warning("could not message %s: %s", user, _error(exc))

@@ -1,0 +1,436 @@
+"""Watches, shared poll state and the post outbox, in a database (SQLAlchemy, async).
+
+SQLite by default, PostgreSQL with the same code. Every change is committed before the
+app acts on it, and every Slack post goes through the outbox (``begin_post`` before,
+``finish_post`` only after Slack accepted it), so a SIGKILL at any moment loses no watch
+and, with the reconciliation in the poster, posts nothing twice.
+
+Times are stored as UNIX seconds (float): portable across both databases and free of
+time-zone surprises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+metadata = MetaData()
+
+ACTIVE, PAUSED, ENDED = "active", "paused", "ended"
+
+watches = Table(
+    "watches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(64), nullable=False),
+    Column("instance_id", String(64), nullable=False),  # "" for none, so uniqueness works
+    Column("channel_id", String(32), nullable=False),
+    Column("created_by", String(32), nullable=False),  # Slack user ID, for DMs
+    Column("created_by_name", String(100), nullable=False),  # shown in listings, no ping
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("only_states", String(200), nullable=False),  # comma-separated; "" = all
+    Column("quiet", Boolean, nullable=False),
+    Column("card_ts", String(32)),
+    Column("told_status", String(32)),  # the last status this channel was told
+    Column("state", String(16), nullable=False),
+    Column("note", Text),  # why it is paused or ended
+    Column("ended_at", Float),
+)
+# At most one live (not ended) watch of a job per channel.
+Index(
+    "one_live_watch_per_channel",
+    watches.c.job_id,
+    watches.c.instance_id,
+    watches.c.channel_id,
+    unique=True,
+    sqlite_where=watches.c.state != ENDED,
+    postgresql_where=watches.c.state != ENDED,
+)
+
+polls = Table(
+    "polls",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("instance_id", String(64), primary_key=True),
+    Column("status", String(32)),
+    Column("job_json", Text),  # the last Data read, for listings and card updates
+    Column("polled_at", Float),
+    Column("next_poll_at", Float, nullable=False, index=True),
+    Column("errors", Integer, nullable=False, default=0),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("watch_id", Integer, ForeignKey("watches.id"), nullable=False),
+    Column("kind", String(16), nullable=False),  # card | transition | note | dm
+    Column("key", String(80), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | posted
+    Column("ts", String(32)),
+    Column("created_at", Float, nullable=False),
+    Column("posted_at", Float),
+    UniqueConstraint("watch_id", "kind", "key"),
+)
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+
+
+def _v1(sync_conn: Any) -> None:
+    metadata.create_all(sync_conn, tables=[watches, polls, outbox])
+
+
+# A versioned scheme in place of Alembic: each entry upgrades the schema by one version
+# inside one transaction. Append, never edit.
+MIGRATIONS = [_v1]
+
+
+def async_url(url: str) -> str:
+    """Accept URLs as platforms hand them out; pick the async driver."""
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+@dataclass(frozen=True)
+class Watch:
+    id: int
+    job_id: str
+    instance_id: str | None
+    channel_id: str
+    created_by: str
+    created_by_name: str
+    created_at: float
+    expires_at: float
+    only: frozenset[str]
+    quiet: bool
+    card_ts: str | None
+    told_status: str | None
+    state: str
+    note: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Watch:
+        return cls(
+            id=row.id,
+            job_id=row.job_id,
+            instance_id=row.instance_id or None,
+            channel_id=row.channel_id,
+            created_by=row.created_by,
+            created_by_name=row.created_by_name,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            only=frozenset(filter(None, row.only_states.split(","))),
+            quiet=bool(row.quiet),
+            card_ts=row.card_ts,
+            told_status=row.told_status,
+            state=row.state,
+            note=row.note,
+        )
+
+
+@dataclass(frozen=True)
+class Poll:
+    job_id: str
+    instance_id: str | None
+    status: str | None
+    job_json: str | None
+    next_poll_at: float
+    errors: int
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    state: str
+    ts: str | None
+    fresh: bool  # created by this call: nothing can have been posted for it yet
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str) -> Store:
+        engine = create_async_engine(async_url(url))
+        if engine.dialect.name == "sqlite":
+            from sqlalchemy import event
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _: Any) -> None:
+                cursor = dbapi_conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA busy_timeout=5000")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+        store = cls(engine)
+        await store.migrate()
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def migrate(self) -> int:
+        """Bring the schema to the newest version; returns that version."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(lambda c: metadata.create_all(c, tables=[schema_version]))
+            current = (await conn.execute(select(func.max(schema_version.c.version)))).scalar()
+            current = current or 0
+            for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+                await conn.run_sync(step)
+                await conn.execute(insert(schema_version).values(version=version))
+        return len(MIGRATIONS)
+
+    # --- watches ------------------------------------------------------------------------
+
+    async def add_watch(
+        self,
+        *,
+        job_id: str,
+        instance_id: str | None,
+        channel_id: str,
+        created_by: str,
+        created_by_name: str,
+        told_status: str | None,
+        only: frozenset[str],
+        quiet: bool,
+        now: float,
+        expires_at: float,
+    ) -> tuple[Watch, bool]:
+        """Returns (watch, created). An existing live watch is returned as is.
+        ``told_status`` is the status the new card will show."""
+        values = {
+            "job_id": job_id,
+            "instance_id": instance_id or "",
+            "channel_id": channel_id,
+            "created_by": created_by,
+            "created_by_name": created_by_name,
+            "told_status": told_status,
+            "created_at": now,
+            "expires_at": expires_at,
+            "only_states": ",".join(sorted(only)),
+            "quiet": quiet,
+            "state": ACTIVE,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                result = await conn.execute(insert(watches).values(**values))
+                watch_id = result.inserted_primary_key[0]
+                await self._ensure_poll(conn, job_id, instance_id, now)
+        except IntegrityError:
+            existing = await self.live_watch(job_id, instance_id, channel_id)
+            if existing is None:  # ended between the insert and this read: a rare race
+                raise
+            return existing, False
+        watch = await self.get_watch(watch_id)
+        assert watch is not None
+        return watch, True
+
+    async def _ensure_poll(
+        self, conn: AsyncConnection, job_id: str, instance_id: str | None, now: float
+    ) -> None:
+        key = and_(polls.c.job_id == job_id, polls.c.instance_id == (instance_id or ""))
+        if (await conn.execute(select(polls.c.job_id).where(key))).first() is None:
+            await conn.execute(
+                insert(polls).values(
+                    job_id=job_id, instance_id=instance_id or "", next_poll_at=now, errors=0
+                )
+            )
+
+    async def get_watch(self, watch_id: int) -> Watch | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(watches).where(watches.c.id == watch_id))).first()
+        return Watch.from_row(row) if row else None
+
+    async def live_watch(
+        self, job_id: str, instance_id: str | None, channel_id: str
+    ) -> Watch | None:
+        query = select(watches).where(
+            watches.c.job_id == job_id,
+            watches.c.instance_id == (instance_id or ""),
+            watches.c.channel_id == channel_id,
+            watches.c.state != ENDED,
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return Watch.from_row(row) if row else None
+
+    async def live_watches(
+        self,
+        *,
+        job_id: str | None = None,
+        instance_id: str | None = None,
+        channel_id: str | None = None,
+        state: str | None = None,
+    ) -> list[Watch]:
+        query = select(watches).where(watches.c.state != ENDED).order_by(watches.c.id)
+        if job_id is not None:
+            query = query.where(
+                watches.c.job_id == job_id, watches.c.instance_id == (instance_id or "")
+            )
+        if channel_id is not None:
+            query = query.where(watches.c.channel_id == channel_id)
+        if state is not None:
+            query = query.where(watches.c.state == state)
+        async with self.engine.connect() as conn:
+            return [Watch.from_row(r) for r in (await conn.execute(query)).all()]
+
+    async def set_watch(self, watch_id: int, **values: Any) -> None:
+        if "only" in values:
+            values["only_states"] = ",".join(sorted(values.pop("only")))
+        async with self.engine.begin() as conn:
+            await conn.execute(update(watches).where(watches.c.id == watch_id).values(**values))
+
+    async def end_watch(self, watch_id: int, note: str, now: float) -> None:
+        await self.set_watch(watch_id, state=ENDED, note=note, ended_at=now)
+
+    # --- polls ---------------------------------------------------------------------------
+
+    async def due_polls(self, now: float, limit: int) -> list[Poll]:
+        """Jobs whose next poll is due and that some active watch still wants."""
+        wanted = (
+            select(watches.c.id)
+            .where(
+                watches.c.job_id == polls.c.job_id,
+                watches.c.instance_id == polls.c.instance_id,
+                watches.c.state == ACTIVE,
+            )
+            .exists()
+        )
+        query = (
+            select(polls)
+            .where(polls.c.next_poll_at <= now, wanted)
+            .order_by(polls.c.next_poll_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [_poll(r) for r in (await conn.execute(query)).all()]
+
+    async def next_due(self) -> float | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(func.min(polls.c.next_poll_at)))).scalar()
+
+    async def get_poll(self, job_id: str, instance_id: str | None) -> Poll | None:
+        key = and_(polls.c.job_id == job_id, polls.c.instance_id == (instance_id or ""))
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(polls).where(key))).first()
+        return _poll(row) if row else None
+
+    async def record_poll(
+        self,
+        job_id: str,
+        instance_id: str | None,
+        *,
+        next_poll_at: float,
+        now: float,
+        status: str | None = None,
+        job_json: str | None = None,
+        error: bool = False,
+    ) -> None:
+        key = and_(polls.c.job_id == job_id, polls.c.instance_id == (instance_id or ""))
+        values: dict[str, Any] = {"next_poll_at": next_poll_at, "polled_at": now}
+        if error:
+            values["errors"] = polls.c.errors + 1
+        else:
+            values.update(errors=0, status=status, job_json=job_json)
+        async with self.engine.begin() as conn:
+            await conn.execute(update(polls).where(key).values(**values))
+
+    async def count_polled_jobs(self) -> int:
+        """Jobs with at least one active watch: what the poll budget is shared by."""
+        query = select(func.count()).select_from(
+            select(watches.c.job_id, watches.c.instance_id)
+            .where(watches.c.state == ACTIVE)
+            .distinct()
+            .subquery()
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).scalar() or 0
+
+    # --- outbox --------------------------------------------------------------------------
+
+    async def begin_post(self, watch_id: int, kind: str, key: str, now: float) -> OutboxEntry:
+        """Record the intent to post before posting. An existing entry means an earlier
+        attempt may already have reached Slack: the caller must look before posting."""
+        where = and_(outbox.c.watch_id == watch_id, outbox.c.kind == kind, outbox.c.key == key)
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(outbox).where(where))).first()
+            if row is not None:
+                return OutboxEntry(row.id, row.state, row.ts, fresh=False)
+            result = await conn.execute(
+                insert(outbox).values(
+                    watch_id=watch_id, kind=kind, key=key, state="pending", created_at=now
+                )
+            )
+            return OutboxEntry(result.inserted_primary_key[0], "pending", None, fresh=True)
+
+    async def finish_post(
+        self, entry_id: int, ts: str, now: float, *, watch_id: int, **watch_values: Any
+    ) -> None:
+        """Slack accepted the post: record it and what the channel now knows, together."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == entry_id)
+                .values(state="posted", ts=ts, posted_at=now)
+            )
+            if watch_values:
+                await conn.execute(
+                    update(watches).where(watches.c.id == watch_id).values(**watch_values)
+                )
+
+    async def posted(self, watch_id: int, kind: str | None = None) -> list[tuple[str, str]]:
+        """(kind, key) of what was posted for a watch, oldest first."""
+        query = select(outbox.c.kind, outbox.c.key).where(
+            outbox.c.watch_id == watch_id, outbox.c.state == "posted"
+        )
+        if kind is not None:
+            query = query.where(outbox.c.kind == kind)
+        async with self.engine.connect() as conn:
+            return [tuple(r) for r in (await conn.execute(query.order_by(outbox.c.id))).all()]
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+
+def _poll(row: Any) -> Poll:
+    return Poll(
+        job_id=row.job_id,
+        instance_id=row.instance_id or None,
+        status=row.status,
+        job_json=row.job_json,
+        next_poll_at=row.next_poll_at,
+        errors=row.errors,
+    )
