@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack.grammar import BadInput, QueryJob, ShowHelp, parse_command
+from bot.slack.grammar import (
+    BadInput,
+    ListWatches,
+    QueryJob,
+    ShowHelp,
+    UnwatchJob,
+    WatchJob,
+    parse_command,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +42,34 @@ from bot.slack.grammar import BadInput, QueryJob, ShowHelp, parse_command
         ("HvKuBpuk3rdk6E92CPa1b20200 instance iot-cn-****", BadInput("masked_id", "iot-cn-****")),
         ("HvKuBpuk3rdk6E92CPa1b20200 instance <@U1>", BadInput("bad_instance", "@U1")),
         ("HvKuBpuk3rdk6E92CPa1b20200 please", BadInput("extra_words", "please")),
+        ("watch HvKuBpuk3rdk6E92CPa1b20200", WatchJob("HvKuBpuk3rdk6E92CPa1b20200")),
+        (
+            "watch HvKuBpuk3rdk6E92CPa1b20200 <#C0ABC|ops> only completed, canceled quiet",
+            WatchJob(
+                "HvKuBpuk3rdk6E92CPa1b20200",
+                "C0ABC",
+                None,
+                frozenset({"COMPLETED", "CANCELED"}),
+                True,
+            ),
+        ),
+        (
+            "watch HvKuBpuk3rdk6E92CPa1b20200 instance iot-1a2b quiet <#G0XYZ>",
+            WatchJob("HvKuBpuk3rdk6E92CPa1b20200", "G0XYZ", "iot-1a2b", frozenset(), True),
+        ),
+        ("watch", BadInput("missing_job", "watch")),
+        ("watch HvKuBpuk3rdk6E92CPa1b20200 #ops", BadInput("bad_channel", "#ops")),
+        ("watch HvKuBpuk3rdk6E92CPa1b20200 only", BadInput("missing_states")),
+        ("watch HvKuBpuk3rdk6E92CPa1b20200 only soon", BadInput("bad_states", "soon")),
+        ("unwatch HvKuBpuk3rdk6E92CPa1b20200", UnwatchJob("HvKuBpuk3rdk6E92CPa1b20200")),
+        (
+            "unwatch HvKuBpuk3rdk6E92CPa1b20200 <#C0ABC>",
+            UnwatchJob("HvKuBpuk3rdk6E92CPa1b20200", "C0ABC"),
+        ),
+        ("unwatch HvKuBpuk3rdk6E92CPa1b20200 quiet", BadInput("extra_words", "quiet")),
+        ("watches", ListWatches()),
+        ("watches all", ListWatches(everywhere=True)),
+        ("watches mine", BadInput("extra_words", "mine")),
     ],
 )
 def test_parse_command(text, expected) -> None:

@@ -90,3 +90,16 @@ async def test_a_slow_answer_holds_its_place_only_until_the_arrival_bound() -> N
     await limiter.acquire()  # never answered
     waited = await wait_for_next_slot(limiter)
     assert 0.28 <= waited < 0.45
+
+
+async def test_background_work_keeps_to_its_share() -> None:
+    """Background calls never take more than their share; people still go right away."""
+    limiter = SlidingWindowLimiter(4, window=0.2, margin=0.0, background_limit=2)
+    background = [asyncio.create_task(limiter.acquire(Priority.BACKGROUND)) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    assert sum(t.done() for t in background) == 2
+    start = time.monotonic()
+    await limiter.acquire(Priority.PERSON)
+    await limiter.acquire(Priority.PERSON)
+    assert time.monotonic() - start < 0.05  # the other half of the window was free
+    await asyncio.gather(*background)

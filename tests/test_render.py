@@ -193,7 +193,18 @@ def test_hostile_api_errors_stay_data(code, message, request_id, job_id, instanc
 @settings(max_examples=40, deadline=None)
 @given(
     reason=st.sampled_from(
-        ["masked_id", "bad_job_id", "bad_instance", "missing_instance", "extra_words", "x"]
+        [
+            "masked_id",
+            "bad_job_id",
+            "bad_instance",
+            "missing_instance",
+            "extra_words",
+            "bad_channel",
+            "bad_states",
+            "missing_states",
+            "missing_job",
+            "x",
+        ]
     ),
     value=hostile,
 )

@@ -1,0 +1,265 @@
+"""Watchers end to end: the command, the card, thread replies, the final broadcast with
+the device summary, against the emulator and the fake Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from bot.emulator import fixtures
+from bot.iot.credentials import StaticCredentials
+from bot.runtime import build_runtime
+from tests.conftest import CREDENTIAL, SIGNING_SECRET, app_settings
+from tests.fakes import block_action_body, signed_request, slash_command_body
+
+JOB = "WatchJob00000000000000001"
+CHANNEL = "C123"
+
+
+@pytest.fixture
+async def runtime(emulator, fake_slack):
+    emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
+    built = await build_runtime(
+        app_settings(emulator, fake_slack, WATCH_POLL_SECONDS="1"),
+        credentials=StaticCredentials(CREDENTIAL),
+    )
+    yield built
+    await built.aclose()
+
+
+async def command(runtime, fake_slack, text: str, key: str = "r1", **kwargs):
+    body = slash_command_body(text, response_url=fake_slack.response_url(key), **kwargs)
+    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+
+
+async def reply_to(fake_slack, runtime, text: str, key: str = "r1") -> str:
+    await command(runtime, fake_slack, text, key=key)
+    (post,) = await fake_slack.wait_for_posts(key)
+    return json.dumps(post.body, ensure_ascii=False)
+
+
+def thread(fake_slack, channel: str = CHANNEL) -> list[dict]:
+    (card,) = fake_slack.top_level(channel)
+    return fake_slack.thread(channel, card["ts"])
+
+
+async def test_full_lifecycle(runtime, fake_slack, emulator):
+    """Card, one reply per transition, one broadcast at the end with device counts; nothing else."""
+    answer = await reply_to(fake_slack, runtime, f"watch {JOB}")
+    assert "Watching" in answer
+    (card,) = fake_slack.top_level(CHANNEL)
+    assert card["metadata"]["event_type"] == "otajob_post"
+    assert "Watched here" in json.dumps(card["blocks"])
+    watcher = runtime.deps.watcher
+
+    await watcher.poll(JOB, None)  # nothing changed: nothing posted
+    assert len(thread(fake_slack)) == 1
+
+    emulator.set_status(JOB, "IN_PROGRESS")
+    await watcher.poll(JOB, None)
+    replies = thread(fake_slack)[1:]
+    assert len(replies) == 1 and "Scheduled → In progress" in replies[0]["text"]
+    assert not replies[0].get("reply_broadcast")
+    assert "In progress" in fake_slack.calls_to("chat.update")[-1].args["text"]
+
+    emulator.set_tasks(JOB, {"SUCCEEDED": 980, "FAILED": 15, "CANCELED": 5})
+    emulator.set_status(JOB, "COMPLETED")
+    await watcher.poll(JOB, None)
+    replies = thread(fake_slack)[1:]
+    assert len(replies) == 2
+    final = replies[1]
+    assert "In progress → Completed" in final["text"] and final.get("reply_broadcast") is True
+    summary = json.dumps(final["blocks"], ensure_ascii=False)
+    assert "980 succeeded" in summary and "15 failed" in summary and "1,000" in summary
+    assert emulator.count("ListOTATaskByJob") == 7
+
+    await watcher.poll(JOB, None)  # the watch has ended: no more polls, no more posts
+    assert len(thread(fake_slack)) == 3
+    assert await runtime.store.live_watches() == []
+    assert len(fake_slack.top_level(CHANNEL)) == 1
+
+
+async def test_quiet_and_only(runtime, fake_slack, emulator):
+    """`only completed` skips the start; `quiet` keeps the final reply in the thread."""
+    await reply_to(fake_slack, runtime, f"watch {JOB} only completed quiet")
+    watcher = runtime.deps.watcher
+    emulator.set_status(JOB, "IN_PROGRESS")
+    await watcher.poll(JOB, None)
+    assert len(thread(fake_slack)) == 1
+    emulator.set_status(JOB, "COMPLETED")
+    await watcher.poll(JOB, None)
+    replies = thread(fake_slack)[1:]
+    assert len(replies) == 1 and "In progress → Completed" in replies[0]["text"]
+    assert not replies[0].get("reply_broadcast")
+
+
+async def test_missed_start_is_reported(runtime, fake_slack, emulator):
+    """A batch that started and finished between two polls gets both replies."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    emulator.set_status(JOB, "IN_PROGRESS")
+    emulator.set_status(JOB, "CANCELED")
+    await runtime.deps.watcher.poll(JOB, None)
+    texts = [m["text"] for m in thread(fake_slack)[1:]]
+    assert len(texts) == 2
+    assert "Scheduled → In progress" in texts[0] and "In progress → Canceled" in texts[1]
+
+
+async def test_watching_twice_and_unwatch_and_listing(runtime, fake_slack, emulator):
+    """A second watch says it exists; `watches` lists it; `unwatch` ends it with a note."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}", key="a")
+    again = await reply_to(fake_slack, runtime, f"watch {JOB}", key="b")
+    assert "already watched" in again
+    listing = await reply_to(fake_slack, runtime, "watches", key="c")
+    assert JOB in listing and "gw-firmware-2.4.1" in listing and "added by alice" in listing
+    stopped = await reply_to(fake_slack, runtime, f"unwatch {JOB}", key="d")
+    assert "Stopped watching" in stopped
+    assert "turned this watch off" in thread(fake_slack)[-1]["text"]
+    assert "None" in await reply_to(fake_slack, runtime, "watches", key="e")
+    assert "is not watched" in await reply_to(fake_slack, runtime, f"unwatch {JOB}", key="f")
+
+
+async def test_watching_a_finished_job_posts_its_card_instead(runtime, fake_slack, emulator):
+    """A finished batch is not subscribed: its final card is shown in the channel."""
+    emulator.set_status(JOB, "COMPLETED")
+    await command(runtime, fake_slack, f"watch {JOB}")
+    posts = await fake_slack.wait_for_posts("r1", n=2)
+    assert {p.body["response_type"] for p in posts} == {"in_channel", "ephemeral"}
+    assert "already finished" in json.dumps([p.body for p in posts])
+    assert await runtime.store.live_watches() == []
+
+
+async def test_watch_another_channel_and_the_watch_button(runtime, fake_slack, emulator):
+    """`watch <JobId> #other` posts the card there; the card's Watch button watches here."""
+    await reply_to(fake_slack, runtime, f"watch {JOB} <#C999|ops>")
+    assert len(fake_slack.top_level("C999")) == 1 and fake_slack.top_level(CHANNEL) == []
+    body = block_action_body(
+        "job_watch",
+        json.dumps({"job": JOB, "instance": None}),
+        response_url=fake_slack.response_url("w"),
+    )
+    await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+    (post,) = await fake_slack.wait_for_posts("w")
+    assert "Watching" in post.body["text"] or "Watching" in json.dumps(post.body)
+    assert len(fake_slack.top_level(CHANNEL)) == 1
+
+
+async def test_bad_watch_input_is_explained(runtime, fake_slack, emulator):
+    """Unknown states and malformed channels get specific messages and change nothing."""
+    for text, says in [
+        (f"watch {JOB} only finished", "finished"),
+        (f"watch {JOB} #general", "#general"),
+        ("watch", "needs a JobId"),
+    ]:
+        response = await command(runtime, fake_slack, text)
+        assert says in json.loads(response.body)["text"], text
+    assert await runtime.store.live_watches() == []
+
+
+async def test_public_channel_is_joined_private_one_explained(runtime, fake_slack, emulator):
+    """Not in a public channel: join it and post. Not in a private one: say how to fix it."""
+    fake_slack.add_channel("C777", name="ops", is_member=False)
+    assert "Watching" in await reply_to(fake_slack, runtime, f"watch {JOB} <#C777>", key="a")
+    assert len(fake_slack.top_level("C777")) == 1
+    fake_slack.add_channel("G888", name="secret", is_private=True, is_member=False)
+    answer = await reply_to(fake_slack, runtime, f"watch {JOB} <#G888>", key="b")
+    assert "not_in_channel" in answer and "/invite @otajob" in answer
+
+
+async def test_archived_channel_pauses_the_watch_and_tells_its_owner(runtime, fake_slack, emulator):
+    """A channel that cannot take posts pauses the watch and DMs whoever set it up, once."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    fake_slack.channels[CHANNEL]["is_archived"] = True
+    emulator.set_status(JOB, "IN_PROGRESS")
+    watcher = runtime.deps.watcher
+    await watcher.poll(JOB, None)
+    (watch,) = await runtime.store.live_watches()
+    assert watch.state == "paused" and watch.note == "is_archived"
+    (dm,) = fake_slack.messages("U123")
+    assert "paused" in dm["text"] and "archived" in json.dumps(dm["blocks"])
+    await watcher.poll(JOB, None)  # paused watches are not polled; no second DM
+    assert len(fake_slack.messages("U123")) == 1
+    fake_slack.channels[CHANNEL]["is_archived"] = False
+    assert "Watching again" in await reply_to(fake_slack, runtime, f"watch {JOB}", key="again")
+    await watcher.poll(JOB, None)
+    assert "Scheduled → In progress" in thread(fake_slack)[-1]["text"]
+
+
+async def test_slack_rate_limit_is_retried(runtime, fake_slack, emulator):
+    """A 429 from chat.postMessage is retried after Retry-After and the reply lands once."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    fake_slack.fail_next("chat.postMessage", "ratelimited", retry_after=1)
+    emulator.set_status(JOB, "IN_PROGRESS")
+    await runtime.deps.watcher.poll(JOB, None)
+    replies = thread(fake_slack)[1:]
+    assert len(replies) == 1 and "In progress" in replies[0]["text"]
+
+
+async def test_deleted_batch_ends_the_watch_with_a_note(runtime, fake_slack, emulator):
+    """A batch the API no longer knows ends the watch, saying so with the API's Code."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    del emulator.jobs[JOB]
+    await runtime.deps.watcher.poll(JOB, None)
+    note = thread(fake_slack)[-1]
+    assert "no longer knows this batch" in note["text"]
+    assert "iot.ota.JobNotFound" in json.dumps(note["blocks"])
+    assert await runtime.store.live_watches() == []
+
+
+async def test_api_errors_on_a_poll_back_off_quietly(runtime, fake_slack, emulator):
+    """Throttling or 5xx on a poll posts nothing and pushes the next poll back."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    emulator.fail_next("server_error", count=100)
+    before = (await runtime.store.get_poll(JOB, None)).errors
+    await runtime.deps.watcher.poll(JOB, None)
+    poll = await runtime.store.get_poll(JOB, None)
+    assert poll.errors == before + 1
+    assert len(thread(fake_slack)) == 1
+
+
+async def test_expired_watch_ends_with_a_note(runtime, fake_slack, emulator):
+    """After WATCH_MAX_DAYS the watch ends and says how to keep watching."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    (watch,) = await runtime.store.live_watches()
+    await runtime.store.set_watch(watch.id, expires_at=0.0)
+    await runtime.deps.watcher.poll(JOB, None)
+    assert "ended after 14 days" in thread(fake_slack)[-1]["text"]
+    assert await runtime.store.live_watches() == []
+
+
+async def test_a_post_slack_accepted_before_a_crash_is_not_repeated(
+    runtime, fake_slack, emulator, monkeypatch
+):
+    """If the app dies between Slack accepting a reply and recording it, the next poll finds
+    the reply by its metadata instead of posting it again."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    store = runtime.store
+    real_finish = store.finish_post
+
+    async def crash(*args, **kwargs):
+        raise RuntimeError("killed before the commit")
+
+    monkeypatch.setattr(store, "finish_post", crash)
+    emulator.set_status(JOB, "IN_PROGRESS")
+    with pytest.raises(RuntimeError):
+        await runtime.deps.watcher.poll(JOB, None)
+    assert len(thread(fake_slack)) == 2  # Slack has the reply; the database does not
+    monkeypatch.setattr(store, "finish_post", real_finish)
+    await runtime.deps.watcher.poll(JOB, None)
+    assert len(thread(fake_slack)) == 2
+    (watch,) = await store.live_watches()
+    assert watch.told_status == "IN_PROGRESS"
+
+
+async def test_the_loop_polls_by_itself(runtime, fake_slack, emulator):
+    """Started with the app, the watcher notices a transition within a poll interval."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    runtime.start()
+    emulator.set_status(JOB, "IN_PROGRESS")
+    (card,) = fake_slack.top_level(CHANNEL)
+    for _ in range(60):
+        if len(fake_slack.thread(CHANNEL, card["ts"])) > 1:
+            break
+        await asyncio.sleep(0.1)
+    assert "In progress" in thread(fake_slack)[-1]["text"]

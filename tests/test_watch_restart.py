@@ -1,0 +1,146 @@
+"""SIGKILL and restart in the middle of a lifecycle: no watch lost, no post twice, the
+transition that happened while the app was down posted once when it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+
+import httpx
+
+from bot.emulator import fixtures
+from tests.conftest import SIGNING_SECRET, TEST_KEY_ID, TEST_KEY_SECRET
+from tests.fakes import signed_request, slash_command_body
+from tests.test_server import ROOT, clean_env, free_port
+
+JOB = "RestartJob000000000000001"
+CHANNEL = "C123"
+
+
+async def start_app(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "app.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                await http.get(f"http://127.0.0.1:{port}/healthz")
+                return process
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "app did not start"
+                await asyncio.sleep(0.1)
+
+
+async def wait_until(check, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_sigkill_and_restart(emulator, fake_slack, tmp_path) -> None:
+    """Killed after the first transition, the app comes back, posts the one it missed once."""
+    emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
+    port = free_port()
+    env = clean_env(
+        SLACK_BOT_TOKEN=fake_slack.bot_token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        IOT_ENDPOINT=emulator.base_url,
+        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
+        DATABASE_URL=f"sqlite:///{tmp_path}/otajob.db",
+        WATCH_POLL_SECONDS="1",
+        PORT=str(port),
+    )
+    process = await start_app(env, port)
+    try:
+        body = slash_command_body(f"watch {JOB}", response_url=fake_slack.response_url("w"))
+        request = signed_request(body, SIGNING_SECRET)
+        headers = {k: v[0] for k, v in request.headers.items()}
+        async with httpx.AsyncClient() as http:
+            await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+        await fake_slack.wait_for_posts("w")
+        (card,) = fake_slack.top_level(CHANNEL)
+
+        def replies() -> list[dict]:
+            return fake_slack.thread(CHANNEL, card["ts"])[1:]
+
+        emulator.set_status(JOB, "IN_PROGRESS")
+        await wait_until(lambda: len(replies()) == 1)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+        emulator.set_status(JOB, "COMPLETED")  # while the app is down
+        process = await start_app(env, port)
+        await wait_until(lambda: len(replies()) == 2)
+        await asyncio.sleep(3)  # several more poll intervals: nothing else may appear
+        texts = [m["text"] for m in replies()]
+        assert len(texts) == 2, texts
+        assert "Scheduled → In progress" in texts[0] and "In progress → Completed" in texts[1]
+        assert replies()[1].get("reply_broadcast") is True
+        assert len(fake_slack.top_level(CHANNEL)) == 1
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def test_kills_at_arbitrary_moments(emulator, fake_slack, tmp_path) -> None:
+    """SIGKILL at several arbitrary moments through a lifecycle: exactly one card and one
+    reply per transition in the end."""
+    import random
+
+    rng = random.Random(7)
+    emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
+    port = free_port()
+    env = clean_env(
+        SLACK_BOT_TOKEN=fake_slack.bot_token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        IOT_ENDPOINT=emulator.base_url,
+        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
+        DATABASE_URL=f"sqlite:///{tmp_path}/otajob.db",
+        WATCH_POLL_SECONDS="0.3",
+        PORT=str(port),
+    )
+    process = await start_app(env, port)
+    try:
+        body = slash_command_body(f"watch {JOB}", response_url=fake_slack.response_url("w"))
+        request = signed_request(body, SIGNING_SECRET)
+        headers = {k: v[0] for k, v in request.headers.items()}
+        async with httpx.AsyncClient() as http:
+            await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+        await fake_slack.wait_for_posts("w")
+        for status in ("IN_PROGRESS", "COMPLETED"):
+            emulator.set_status(JOB, status)
+            await asyncio.sleep(rng.uniform(0.0, 0.8))
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+            process = await start_app(env, port)
+        (card,) = fake_slack.top_level(CHANNEL)
+
+        def replies() -> list[dict]:
+            return fake_slack.thread(CHANNEL, card["ts"])[1:]
+
+        await wait_until(lambda: len(replies()) >= 2)
+        await asyncio.sleep(2)
+        texts = [m["text"] for m in replies()]
+        assert len(texts) == 2, texts
+        assert "In progress → Completed" in texts[-1]
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()

@@ -1,0 +1,86 @@
+"""The watch store: schema migration, one live watch per channel, the outbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.watch.store import ACTIVE, ENDED, Store, async_url
+
+
+@pytest.fixture
+async def store(tmp_path):
+    opened = await Store.open(f"sqlite:///{tmp_path}/w.db")
+    yield opened
+    await opened.close()
+
+
+async def add(store: Store, channel: str = "C1", job: str = "J1", now: float = 100.0):
+    return await store.add_watch(
+        job_id=job,
+        instance_id=None,
+        channel_id=channel,
+        created_by="U1",
+        created_by_name="alice",
+        told_status="PLANNED",
+        only=frozenset({"COMPLETED"}),
+        quiet=True,
+        now=now,
+        expires_at=now + 1000,
+    )
+
+
+def test_urls_pick_async_drivers() -> None:
+    """Plain URLs as platforms hand them out get the async driver."""
+    assert async_url("sqlite:///otajob.db") == "sqlite+aiosqlite:///otajob.db"
+    assert async_url("postgresql://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
+    assert async_url("postgres://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
+
+
+async def test_migrations_are_idempotent(tmp_path) -> None:
+    """Opening the same database again keeps its data and its schema version."""
+    url = f"sqlite:///{tmp_path}/w.db"
+    first = await Store.open(url)
+    await add(first)
+    await first.close()
+    again = await Store.open(url)
+    assert await again.migrate() == 1
+    assert len(await again.live_watches()) == 1
+    await again.close()
+
+
+async def test_one_live_watch_per_job_and_channel(store) -> None:
+    """Watching twice returns the existing watch; after it ends, a new one can start."""
+    watch, created = await add(store)
+    assert created and watch.only == frozenset({"COMPLETED"}) and watch.quiet
+    same, created = await add(store)
+    assert not created and same.id == watch.id
+    other, created = await add(store, channel="C2")
+    assert created and other.id != watch.id
+    await store.end_watch(watch.id, "unwatched", 200.0)
+    fresh, created = await add(store)
+    assert created and fresh.state == ACTIVE
+    assert (await store.get_watch(watch.id)).state == ENDED
+
+
+async def test_polls_are_shared_and_due(store) -> None:
+    """Two channels watching one job share one poll row, due at once."""
+    await add(store, channel="C1")
+    await add(store, channel="C2")
+    assert await store.count_polled_jobs() == 1
+    (poll,) = await store.due_polls(now=100.0, limit=10)
+    assert poll.job_id == "J1"
+    await store.record_poll("J1", None, next_poll_at=500.0, now=100.0, status="IN_PROGRESS")
+    assert await store.due_polls(now=200.0, limit=10) == []
+    assert (await store.get_poll("J1", None)).status == "IN_PROGRESS"
+
+
+async def test_outbox_records_intent_then_post(store) -> None:
+    """The first begin_post is fresh; a second one (after a crash) is not; finish records."""
+    watch, _ = await add(store)
+    entry = await store.begin_post(watch.id, "transition", "PLANNED>IN_PROGRESS", 1.0)
+    assert entry.fresh and entry.state == "pending"
+    again = await store.begin_post(watch.id, "transition", "PLANNED>IN_PROGRESS", 2.0)
+    assert not again.fresh and again.id == entry.id
+    await store.finish_post(entry.id, "111.1", 3.0, watch_id=watch.id, told_status="IN_PROGRESS")
+    assert (await store.get_watch(watch.id)).told_status == "IN_PROGRESS"
+    assert await store.posted(watch.id) == [("transition", "PLANNED>IN_PROGRESS")]
