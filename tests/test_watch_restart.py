@@ -34,6 +34,40 @@ async def start_app(env: dict[str, str], port: int) -> asyncio.subprocess.Proces
                 await asyncio.sleep(0.1)
 
 
+def app_env(emulator, fake_slack, tmp_path, poll_seconds: str, port: int) -> dict[str, str]:
+    return clean_env(
+        SLACK_BOT_TOKEN=fake_slack.bot_token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        IOT_ENDPOINT=emulator.base_url,
+        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
+        DATABASE_URL=f"sqlite:///{tmp_path}/otajob.db",
+        WATCH_POLL_SECONDS=poll_seconds,
+        PORT=str(port),
+    )
+
+
+async def send_watch(fake_slack, port: int) -> None:
+    """`/otajob watch` over HTTP to the running app; returns once its answer arrived."""
+    body = slash_command_body(f"watch {JOB}", response_url=fake_slack.response_url("w"))
+    request = signed_request(body, SIGNING_SECRET)
+    headers = {k: v[0] for k, v in request.headers.items()}
+    async with httpx.AsyncClient() as http:
+        await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+    await fake_slack.wait_for_posts("w")
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
 async def wait_until(check, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -45,25 +79,10 @@ async def test_sigkill_and_restart(emulator, fake_slack, tmp_path) -> None:
     """Killed after the first transition, the app comes back, posts the one it missed once."""
     emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
     port = free_port()
-    env = clean_env(
-        SLACK_BOT_TOKEN=fake_slack.bot_token,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        IOT_ENDPOINT=emulator.base_url,
-        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
-        DATABASE_URL=f"sqlite:///{tmp_path}/otajob.db",
-        WATCH_POLL_SECONDS="1",
-        PORT=str(port),
-    )
+    env = app_env(emulator, fake_slack, tmp_path, "1", port)
     process = await start_app(env, port)
     try:
-        body = slash_command_body(f"watch {JOB}", response_url=fake_slack.response_url("w"))
-        request = signed_request(body, SIGNING_SECRET)
-        headers = {k: v[0] for k, v in request.headers.items()}
-        async with httpx.AsyncClient() as http:
-            await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
-        await fake_slack.wait_for_posts("w")
+        await send_watch(fake_slack, port)
         (card,) = fake_slack.top_level(CHANNEL)
 
         def replies() -> list[dict]:
@@ -84,13 +103,7 @@ async def test_sigkill_and_restart(emulator, fake_slack, tmp_path) -> None:
         assert replies()[1].get("reply_broadcast") is True
         assert len(fake_slack.top_level(CHANNEL)) == 1
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop(process)
 
 
 async def test_kills_at_arbitrary_moments(emulator, fake_slack, tmp_path) -> None:
@@ -101,25 +114,10 @@ async def test_kills_at_arbitrary_moments(emulator, fake_slack, tmp_path) -> Non
     rng = random.Random(7)
     emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
     port = free_port()
-    env = clean_env(
-        SLACK_BOT_TOKEN=fake_slack.bot_token,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        IOT_ENDPOINT=emulator.base_url,
-        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
-        DATABASE_URL=f"sqlite:///{tmp_path}/otajob.db",
-        WATCH_POLL_SECONDS="0.3",
-        PORT=str(port),
-    )
+    env = app_env(emulator, fake_slack, tmp_path, "0.3", port)
     process = await start_app(env, port)
     try:
-        body = slash_command_body(f"watch {JOB}", response_url=fake_slack.response_url("w"))
-        request = signed_request(body, SIGNING_SECRET)
-        headers = {k: v[0] for k, v in request.headers.items()}
-        async with httpx.AsyncClient() as http:
-            await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
-        await fake_slack.wait_for_posts("w")
+        await send_watch(fake_slack, port)
         for status in ("IN_PROGRESS", "COMPLETED"):
             emulator.set_status(JOB, status)
             await asyncio.sleep(rng.uniform(0.0, 0.8))
@@ -137,10 +135,4 @@ async def test_kills_at_arbitrary_moments(emulator, fake_slack, tmp_path) -> Non
         assert len(texts) == 2, texts
         assert "In progress → Completed" in texts[-1]
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop(process)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from bot.iot import models
+
 # The doc's example ID, masked with '*' as Alibaba's docs do; kept so the fixture is exact.
 EXAMPLE_JOB_ID = "HvKuBpuk3rdk6E92CP****0200"
 # The same job under an unmasked ID, as a real client would see one.
@@ -168,15 +170,7 @@ def default_jobs() -> dict[str, dict[str, Any]]:
 
 # --- ListOTATaskByJob: device tasks --------------------------------------------------
 
-TASK_STATUSES = (
-    "CONFIRM",
-    "QUEUED",
-    "NOTIFIED",
-    "IN_PROGRESS",
-    "SUCCEEDED",
-    "FAILED",
-    "CANCELED",
-)
+TASK_STATUSES = models.TASK_STATUSES
 # TaskDesc values for FAILED tasks; a timed-out device shows as FAILED with its reason here.
 DEFAULT_FAILURE_REASONS = (
     "download timeout",

@@ -21,16 +21,21 @@ def _who(body: dict[str, Any]) -> str:
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    async def stale_button(respond: AsyncRespond) -> None:
-        message = deps.renderer.render("bad_input", reason="stale_button", value="", demo=deps.demo)
-        await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+    async def button_ref(action: dict[str, Any], respond: AsyncRespond) -> JobRef | None:
+        """The job a button is about; a value we did not write gets a plain refusal."""
+        ref = JobRef.from_value(action.get("value"))
+        if ref is None:
+            message = deps.renderer.render(
+                "bad_input", reason="stale_button", value="", demo=deps.demo
+            )
+            await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+        return ref
 
     @app.action("job_refresh")
     async def refresh(ack: AsyncAck, action: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        ref = JobRef.from_value(action.get("value"))
+        ref = await button_ref(action, respond)
         if ref is None:
-            await stale_button(respond)
             return
         # Refresh skips the cache (but still joins a read already under way). If Alibaba
         # Cloud says no, the card stays and only the clicker sees why.
@@ -47,9 +52,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        ref = JobRef.from_value(action.get("value"))
+        ref = await button_ref(action, respond)
         if ref is None:
-            await stale_button(respond)
             return
         reply = await job_reply(deps, replace(ref, shared_by=_who(body)))
         # An error is never shared with the channel: only the clicker sees it.
@@ -63,9 +67,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
     ) -> None:
         await ack()
-        ref = JobRef.from_value(action.get("value"))
+        ref = await button_ref(action, respond)
         if ref is None:
-            await stale_button(respond)
             return
         user = body.get("user") or {}
         await watching.watch(

@@ -210,15 +210,15 @@ class Watcher:
             await self.poll(job_id, instance_id, errors)
         except Exception:
             log.exception("poll of %s failed", job_id)
-            now = self._clock()
             with contextlib.suppress(Exception):
-                await self.store.record_poll(
-                    job_id,
-                    instance_id,
-                    next_poll_at=now + self._backoff(errors + 1),
-                    now=now,
-                    error=True,
-                )
+                await self._record_error(job_id, instance_id, errors)
+
+    async def _record_error(self, job_id: str, instance_id: str | None, errors: int) -> None:
+        """Count the failure and push the next poll back, exponentially."""
+        now = self._clock()
+        await self.store.record_poll(
+            job_id, instance_id, next_poll_at=now + self._backoff(errors + 1), now=now, error=True
+        )
 
     def _backoff(self, errors: int) -> float:
         return min(self.interval() * 2 ** max(errors - 1, 0), self.settings.max_backoff_seconds)
@@ -241,13 +241,7 @@ class Watcher:
                 return
             # A passing problem on Alibaba Cloud's side: no noise in the channel.
             log.warning("poll of %s failed (%d in a row): %s", job_id, errors + 1, exc)
-            await self.store.record_poll(
-                job_id,
-                instance_id,
-                next_poll_at=now + self._backoff(errors + 1),
-                now=now,
-                error=True,
-            )
+            await self._record_error(job_id, instance_id, errors)
             return
         counts = _Once(
             lambda: self.service.count_tasks(
