@@ -16,11 +16,14 @@ class JobRef:
     job_id: str
     instance_id: str | None = None
     shared_by: str | None = None  # set on a card shared in a channel: Refresh keeps it
+    watch_id: int | None = None  # set on a watched card: Refresh keeps its watch line
 
     def to_value(self) -> str:
         data = {"job": self.job_id, "instance": self.instance_id}
         if self.shared_by:
             data["shared_by"] = self.shared_by[:100]
+        if self.watch_id is not None:
+            data["watch"] = self.watch_id
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -33,8 +36,11 @@ class JobRef:
             if instance is not None:
                 instance = check_instance_id(str(instance))
             shared_by = data.get("shared_by")
+            watch_id = data.get("watch")
+            if watch_id is not None and not isinstance(watch_id, int):
+                return None
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
         if isinstance(job_id, BadInput) or isinstance(instance, BadInput):
             return None
-        return cls(job_id, instance, str(shared_by)[:100] if shared_by else None)
+        return cls(job_id, instance, str(shared_by)[:100] if shared_by else None, watch_id)

@@ -34,8 +34,8 @@ async def command(runtime, fake_slack, text: str, key: str = "r1", **kwargs):
     return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
 
 
-async def reply_to(fake_slack, runtime, text: str, key: str = "r1") -> str:
-    await command(runtime, fake_slack, text, key=key)
+async def reply_to(fake_slack, runtime, text: str, key: str = "r1", **kwargs) -> str:
+    await command(runtime, fake_slack, text, key=key, **kwargs)
     (post,) = await fake_slack.wait_for_posts(key)
     return json.dumps(post.body, ensure_ascii=False)
 
@@ -132,6 +132,7 @@ async def test_watching_a_finished_job_posts_its_card_instead(runtime, fake_slac
 
 async def test_watch_another_channel_and_the_watch_button(runtime, fake_slack, emulator):
     """`watch <JobId> #other` posts the card there; the card's Watch button watches here."""
+    fake_slack.add_channel("C999", name="ops", members=("U123",))
     await reply_to(fake_slack, runtime, f"watch {JOB} <#C999|ops>")
     assert len(fake_slack.top_level("C999")) == 1 and fake_slack.top_level(CHANNEL) == []
     body = block_action_body(
@@ -159,10 +160,12 @@ async def test_bad_watch_input_is_explained(runtime, fake_slack, emulator):
 
 async def test_public_channel_is_joined_private_one_explained(runtime, fake_slack, emulator):
     """Not in a public channel: join it and post. Not in a private one: say how to fix it."""
-    fake_slack.add_channel("C777", name="ops", is_member=False)
+    fake_slack.add_channel("C777", name="ops", is_member=False, members=("U123",))
     assert "Watching" in await reply_to(fake_slack, runtime, f"watch {JOB} <#C777>", key="a")
     assert len(fake_slack.top_level("C777")) == 1
-    fake_slack.add_channel("G888", name="secret", is_private=True, is_member=False)
+    fake_slack.add_channel(
+        "G888", name="secret", is_private=True, is_member=False, members=("U123",)
+    )
     answer = await reply_to(fake_slack, runtime, f"watch {JOB} <#G888>", key="b")
     assert "not_in_channel" in answer and "/invite @otajob" in answer
 
@@ -223,7 +226,7 @@ async def test_expired_watch_ends_with_a_note(runtime, fake_slack, emulator):
     await reply_to(fake_slack, runtime, f"watch {JOB}")
     (watch,) = await runtime.store.live_watches()
     await runtime.store.set_watch(watch.id, expires_at=0.0)
-    await runtime.deps.watcher.poll(JOB, None)
+    await asyncio.gather(*await runtime.deps.watcher.tick())
     assert "ended after 14 days" in thread(fake_slack)[-1]["text"]
     assert await runtime.store.live_watches() == []
 
@@ -263,3 +266,96 @@ async def test_the_loop_polls_by_itself(runtime, fake_slack, emulator):
             break
         await asyncio.sleep(0.1)
     assert "In progress" in thread(fake_slack)[-1]["text"]
+
+
+async def test_watches_only_in_channels_the_asker_is_in(runtime, fake_slack, emulator):
+    """Nobody can start or stop a watch in a channel they are not in, nor in a DM."""
+    fake_slack.add_channel("C555", name="elsewhere", members=("U999",))
+    answer = await reply_to(fake_slack, runtime, f"watch {JOB} <#C555>", key="a")
+    assert "channels you are in" in answer and fake_slack.top_level("C555") == []
+    answer = await reply_to(fake_slack, runtime, f"unwatch {JOB} <#C555>", key="b")
+    assert "channels you are in" in answer
+    answer = await reply_to(fake_slack, runtime, f"watch {JOB}", key="c", channel_id="D0DM1")
+    assert "Watches live in channels" in answer
+    assert await runtime.store.live_watches() == []
+
+
+async def test_refresh_keeps_the_watch_line_and_an_ended_card_says_so(
+    runtime, fake_slack, emulator
+):
+    """Refresh on a watched card keeps it a watched card; once the batch ends, the card says
+    it is no longer watched."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    (card,) = fake_slack.top_level(CHANNEL)
+    value = card["blocks"][-1]["elements"][0]["value"]
+    body = block_action_body("job_refresh", value, response_url=fake_slack.response_url("f"))
+    await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+    (post,) = await fake_slack.wait_for_posts("f")
+    assert "Watched here" in json.dumps(post.body)
+    emulator.set_status(JOB, "IN_PROGRESS")
+    emulator.set_status(JOB, "COMPLETED")
+    await runtime.deps.watcher.poll(JOB, None)
+    updated = fake_slack.calls_to("chat.update")[-1].args
+    assert "No longer watched" in json.dumps(updated["blocks"])
+
+
+async def test_concurrent_watch_and_poll_post_one_card(runtime, fake_slack, emulator):
+    """A watch command racing a poll of the same job still makes exactly one card."""
+    fake_slack.latency = 0.2
+    await asyncio.gather(
+        reply_to(fake_slack, runtime, f"watch {JOB}", key="a"),
+        runtime.deps.watcher.poll(JOB, None),
+        reply_to(fake_slack, runtime, f"watch {JOB}", key="b"),
+    )
+    await runtime.deps.watcher.poll(JOB, None)
+    assert len(fake_slack.top_level(CHANNEL)) == 1
+
+
+async def test_unwatch_during_a_poll_posts_nothing_after_the_note(runtime, fake_slack, emulator):
+    """An unwatch that lands while a poll waits for the API: no reply follows the note."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    emulator.set_status(JOB, "IN_PROGRESS")
+    emulator.latency = 0.3
+    poll = asyncio.create_task(runtime.deps.watcher.poll(JOB, None))
+    await asyncio.sleep(0.1)
+    await reply_to(fake_slack, runtime, f"unwatch {JOB}", key="u")
+    await poll
+    assert "turned this watch off" in thread(fake_slack)[-1]["text"]
+
+
+async def test_many_watches_keep_to_the_watchers_share(runtime, fake_slack, emulator):
+    """30 due polls at IOT_QPS=10 with half for watchers: at most 5 calls in any second,
+    a person's query still goes at once, and the interval stretches to what fits."""
+    import time as clock
+
+    emulator.auto_jobs = True
+    store, watcher = runtime.store, runtime.deps.watcher
+    now = clock.time()
+    for i in range(30):
+        watch, _ = await store.add_watch(
+            job_id=f"ManyJob{i:018d}",
+            instance_id=None,
+            channel_id=CHANNEL,
+            created_by="U123",
+            created_by_name="alice",
+            told_status="IN_PROGRESS",
+            only=frozenset(),
+            quiet=False,
+            now=now,
+            expires_at=now + 3600,
+        )
+        await store.set_watch(watch.id, card_ts=f"1700000000.{i:06d}")
+    runtime.start()
+    await asyncio.sleep(1.5)
+    start = clock.monotonic()
+    await runtime.deps.service.get_job("PersonJob0000000000000001", fresh=True)
+    person_wait = clock.monotonic() - start
+    await asyncio.sleep(2.0)
+    await watcher.stop()
+    person = "PersonJob0000000000000001"
+    polls = sorted(c.at for c in emulator.calls if c.params.get("JobId") != person)
+    busiest = max(sum(1 for t in polls if s <= t < s + 1.0) for s in polls)
+    assert len(polls) >= 12  # about 5 a second for ~3.5 s
+    assert busiest <= 5
+    assert person_wait < 0.5
+    assert watcher.interval() == pytest.approx(30 / (5 * 0.8))

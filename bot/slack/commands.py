@@ -50,7 +50,12 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         if isinstance(parsed, UnwatchJob):
             await watching.unwatch(
-                deps, parsed, channel_id=channel_id, user_name=user_name, respond=respond
+                deps,
+                parsed,
+                channel_id=channel_id,
+                user_id=user_id,
+                user_name=user_name,
+                respond=respond,
             )
             return
         if isinstance(parsed, ListWatches):

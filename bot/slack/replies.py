@@ -12,6 +12,7 @@ from ..deps import Deps
 from ..iot.errors import IotError, error_kind
 from ..job_ref import JobRef
 from ..render import Message
+from ..watch.store import ENDED
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ async def job_reply(deps: Deps, ref: JobRef, *, fresh: bool = False) -> Reply:
         result = await deps.service.get_job(ref.job_id, ref.instance_id, fresh=fresh)
     except IotError as error:
         return Reply(api_error_message(deps, error, ref.job_id, instance), ok=False)
+    if ref.watch_id is not None:  # a watched card keeps its watch line when refreshed
+        watch = await deps.watcher.store.get_watch(ref.watch_id)
+        if watch is not None and watch.job_id == ref.job_id:
+            return Reply(deps.watcher.card(watch, result, ended=watch.state == ENDED), ok=True)
     card = deps.renderer.render(
         "job",
         job=result.job,

@@ -34,6 +34,18 @@ async def watch(
     respond: AsyncRespond,
 ) -> None:
     target = request.channel_id or channel_id
+    refusal = await _refusal(deps, target, channel_id, user_id)
+    if refusal:
+        await _tell(
+            respond,
+            deps,
+            outcome=refusal,
+            job_id=request.job_id,
+            channel_id=target,
+            watch=None,
+            error=None,
+        )
+        return
     try:
         result = await deps.watcher.watch(
             job_id=request.job_id,
@@ -72,9 +84,27 @@ async def watch(
 
 
 async def unwatch(
-    deps: Deps, request: UnwatchJob, *, channel_id: str, user_name: str, respond: AsyncRespond
+    deps: Deps,
+    request: UnwatchJob,
+    *,
+    channel_id: str,
+    user_id: str,
+    user_name: str,
+    respond: AsyncRespond,
 ) -> None:
     target = request.channel_id or channel_id
+    refusal = await _refusal(deps, target, channel_id, user_id)
+    if refusal:
+        await _tell(
+            respond,
+            deps,
+            outcome=refusal,
+            job_id=request.job_id,
+            channel_id=target,
+            watch=None,
+            error=None,
+        )
+        return
     ended = await deps.watcher.unwatch(
         job_id=request.job_id,
         instance_id=request.instance_id,
@@ -119,6 +149,15 @@ async def list_watches(
         demo=deps.demo,
     )
     await respond(response_type="ephemeral", **message.as_kwargs())
+
+
+async def _refusal(deps: Deps, target: str, here: str, user_id: str) -> str | None:
+    """Watches live in channels, and a person may only set them up in channels they are in."""
+    if not target.startswith(("C", "G")):
+        return "not_a_channel"
+    if target != here and not await _is_member(deps, target, user_id):
+        return "not_a_member"
+    return None
 
 
 async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool:

@@ -95,7 +95,10 @@ class SlackPoster:
         except SlackApiError as exc:
             if _error(exc) in CHANNEL_ERRORS:
                 raise ChannelUnavailable(channel, _error(exc)) from None
-            raise
+            # Cannot look (a missing scope, a rate limit): posting again risks a duplicate,
+            # but not posting would stall the watch for good. Say so in the log.
+            log.warning("could not look for an earlier post in %s: %s", channel, _error(exc))
+            return None
         for message in response.get("messages") or []:
             metadata = message.get("metadata") or {}
             if metadata.get("event_type") == EVENT_TYPE and metadata.get("event_payload") == marker:
@@ -111,8 +114,11 @@ class SlackPoster:
                 raise ChannelUnavailable(channel, _error(exc)) from None
             log.warning("could not update card %s in %s: %s", ts, channel, _error(exc))
 
-    async def direct_message(self, user: str, message: Message) -> None:
+    async def direct_message(self, user: str, message: Message) -> bool:
+        """A message in the app's DM with ``user``; False if Slack refused it."""
         try:
             await self.client.chat_postMessage(channel=user, **message.as_kwargs())
+            return True
         except SlackApiError as exc:
             log.warning("could not message %s: %s", user, _error(exc))
+            return False

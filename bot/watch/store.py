@@ -27,12 +27,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     func,
     insert,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -260,13 +263,13 @@ class Store:
     async def _ensure_poll(
         self, conn: AsyncConnection, job_id: str, instance_id: str | None, now: float
     ) -> None:
-        key = and_(polls.c.job_id == job_id, polls.c.instance_id == (instance_id or ""))
-        if (await conn.execute(select(polls.c.job_id).where(key))).first() is None:
-            await conn.execute(
-                insert(polls).values(
-                    job_id=job_id, instance_id=instance_id or "", next_poll_at=now, errors=0
-                )
-            )
+        """Create the job's poll row unless it exists (two channels may race to create it)."""
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        await conn.execute(
+            dialect_insert(polls)
+            .values(job_id=job_id, instance_id=instance_id or "", next_poll_at=now, errors=0)
+            .on_conflict_do_nothing()
+        )
 
     async def get_watch(self, watch_id: int) -> Watch | None:
         async with self.engine.connect() as conn:
@@ -319,27 +322,36 @@ class Store:
 
     async def due_polls(self, now: float, limit: int) -> list[Poll]:
         """Jobs whose next poll is due and that some active watch still wants."""
-        wanted = (
-            select(watches.c.id)
-            .where(
-                watches.c.job_id == polls.c.job_id,
-                watches.c.instance_id == polls.c.instance_id,
-                watches.c.state == ACTIVE,
-            )
-            .exists()
-        )
         query = (
             select(polls)
-            .where(polls.c.next_poll_at <= now, wanted)
+            .where(polls.c.next_poll_at <= now, _wanted())
             .order_by(polls.c.next_poll_at)
             .limit(limit)
         )
         async with self.engine.connect() as conn:
             return [_poll(r) for r in (await conn.execute(query)).all()]
 
+    async def claim_poll(self, poll: Poll, now: float, lease: float) -> bool:
+        """Take a due poll for ``lease`` seconds. False if another poller (another process
+        during a rolling deploy, say) took it first: only one polls a job at a time."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(polls)
+                .where(
+                    polls.c.job_id == poll.job_id,
+                    polls.c.instance_id == (poll.instance_id or ""),
+                    polls.c.next_poll_at == poll.next_poll_at,
+                    polls.c.next_poll_at <= now,
+                )
+                .values(next_poll_at=now + lease)
+            )
+        return result.rowcount == 1
+
     async def next_due(self) -> float | None:
+        """When the next wanted poll is due (None: nothing is watched)."""
+        query = select(func.min(polls.c.next_poll_at)).where(_wanted())
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(func.min(polls.c.next_poll_at)))).scalar()
+            return (await conn.execute(query)).scalar()
 
     async def get_poll(self, job_id: str, instance_id: str | None) -> Poll | None:
         key = and_(polls.c.job_id == job_id, polls.c.instance_id == (instance_id or ""))
@@ -368,15 +380,21 @@ class Store:
             await conn.execute(update(polls).where(key).values(**values))
 
     async def count_polled_jobs(self) -> int:
-        """Jobs with at least one active watch: what the poll budget is shared by."""
-        query = select(func.count()).select_from(
-            select(watches.c.job_id, watches.c.instance_id)
-            .where(watches.c.state == ACTIVE)
-            .distinct()
-            .subquery()
+        """Actively watched jobs that are not merely scheduled: what shares the poll budget
+        (a scheduled batch is checked around its start time, rarely before)."""
+        query = (
+            select(func.count())
+            .select_from(polls)
+            .where(_wanted(), func.coalesce(polls.c.status, "") != "PLANNED")
         )
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).scalar() or 0
+
+    async def expired_watches(self, now: float) -> list[Watch]:
+        """Live watches (active or paused) past their end date."""
+        query = select(watches).where(watches.c.state != ENDED, watches.c.expires_at <= now)
+        async with self.engine.connect() as conn:
+            return [Watch.from_row(r) for r in (await conn.execute(query)).all()]
 
     # --- outbox --------------------------------------------------------------------------
 
@@ -420,9 +438,29 @@ class Store:
         async with self.engine.connect() as conn:
             return [tuple(r) for r in (await conn.execute(query.order_by(outbox.c.id))).all()]
 
+    async def forget_posts(self, watch_id: int, kind: str) -> None:
+        """Drop a kind of post from the record, so it can be made again (a new pause DM)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(outbox).where(outbox.c.watch_id == watch_id, outbox.c.kind == kind)
+            )
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+
+def _wanted() -> Any:
+    """A poll row that some active watch still wants."""
+    return (
+        select(watches.c.id)
+        .where(
+            watches.c.job_id == polls.c.job_id,
+            watches.c.instance_id == polls.c.instance_id,
+            watches.c.state == ACTIVE,
+        )
+        .exists()
+    )
 
 
 def _poll(row: Any) -> Poll:

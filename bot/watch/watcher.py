@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -86,6 +87,7 @@ class Watcher:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._locks: defaultdict[tuple[str, str | None], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # --- what people ask for -------------------------------------------------------------
 
@@ -101,35 +103,41 @@ class Watcher:
         quiet: bool = False,
     ) -> WatchResult:
         """Subscribe a channel. IotError propagates: the caller shows it to the person."""
-        result = await self.service.get_job(job_id, instance_id, fresh=True)
-        if result.job.is_finished:
-            return WatchResult(Outcome.FINISHED, result)
-        now = self._clock()
-        self._polled_jobs = await self.store.count_polled_jobs() + 1
-        watch, created = await self.store.add_watch(
-            job_id=job_id,
-            instance_id=self.service.instance_for(instance_id),
-            channel_id=channel_id,
-            created_by=user_id,
-            created_by_name=user_name,
-            told_status=result.job.job_status,
-            only=only,
-            quiet=quiet,
-            now=now,
-            expires_at=now + self.settings.max_days * DAY,
-        )
-        outcome = Outcome.CREATED if created else Outcome.EXISTS
-        if not created and watch.state == PAUSED:
-            await self.store.set_watch(watch.id, state=ACTIVE, note=None)
-            watch = await self.store.get_watch(watch.id) or watch
-            outcome = Outcome.RESUMED
-        if outcome != Outcome.EXISTS or watch.card_ts is None:
-            try:
-                await self._post_card(watch, result)
-            except ChannelUnavailable as exc:
-                await self.store.set_watch(watch.id, state=PAUSED, note=exc.error)
-                return WatchResult(Outcome.CHANNEL_UNAVAILABLE, result, watch, exc.error)
-        await self._record(job_id, watch.instance_id, result, now)
+        instance = self.service.instance_for(instance_id)
+        result = await self.service.get_job(job_id, instance, fresh=True)
+        async with self._lock(job_id, instance):
+            if result.job.is_finished:
+                existing = await self.store.live_watch(job_id, instance, channel_id)
+                if existing is not None:  # e.g. paused while the batch finished
+                    await self._end(existing, "finished", result=result)
+                return WatchResult(Outcome.FINISHED, result)
+            now = self._clock()
+            watch, created = await self.store.add_watch(
+                job_id=job_id,
+                instance_id=instance,
+                channel_id=channel_id,
+                created_by=user_id,
+                created_by_name=user_name,
+                told_status=result.job.job_status,
+                only=only,
+                quiet=quiet,
+                now=now,
+                expires_at=now + self.settings.max_days * DAY,
+            )
+            self._polled_jobs = await self.store.count_polled_jobs()
+            outcome = Outcome.CREATED if created else Outcome.EXISTS
+            if not created and watch.state == PAUSED:
+                await self.store.set_watch(watch.id, state=ACTIVE, note=None)
+                await self.store.forget_posts(watch.id, "dm")  # a new pause may DM again
+                watch = await self.store.get_watch(watch.id) or watch
+                outcome = Outcome.RESUMED
+            if outcome != Outcome.EXISTS or watch.card_ts is None:
+                try:
+                    await self._post_card(watch, result)
+                except ChannelUnavailable as exc:
+                    await self.store.set_watch(watch.id, state=PAUSED, note=exc.error)
+                    return WatchResult(Outcome.CHANNEL_UNAVAILABLE, result, watch, exc.error)
+            await self._record(job_id, instance, result)
         self._wake.set()
         return WatchResult(outcome, result, await self.store.get_watch(watch.id))
 
@@ -137,15 +145,23 @@ class Watcher:
         self, *, job_id: str, instance_id: str | None, channel_id: str, user_name: str
     ) -> Watch | None:
         instance = self.service.instance_for(instance_id)
-        watch = await self.store.live_watch(job_id, instance, channel_id)
-        if watch is None:
-            return None
-        await self._end(watch, "unwatched", user_name=user_name)
+        async with self._lock(job_id, instance):  # not in the middle of a poll's posts
+            watch = await self.store.live_watch(job_id, instance, channel_id)
+            if watch is None:
+                return None
+            await self._end(watch, "unwatched", user_name=user_name)
         return watch
 
+    def _lock(self, job_id: str, instance_id: str | None) -> asyncio.Lock:
+        """One job's watches change under one lock: a poll, a watch and an unwatch of the
+        same job never interleave their posts."""
+        return self._locks[(job_id, instance_id)]
+
     def interval(self) -> float:
-        """The real time between two polls of a job, given how many jobs share the budget."""
-        spread = self._polled_jobs / self.settings.budget_per_second
+        """The real time between two polls of a job, given how many jobs share the budget.
+        A poll holds its quota place a little over a second, and final summaries cost
+        seven more calls: plan on 80 % of the share."""
+        spread = self._polled_jobs / (self.settings.budget_per_second * 0.8)
         return max(self.settings.poll_seconds, spread)
 
     # --- the loop ------------------------------------------------------------------------
@@ -166,6 +182,7 @@ class Watcher:
             )
             for task in late:
                 task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -191,18 +208,23 @@ class Watcher:
         """Start the polls that are due; returns their tasks (tests await them)."""
         now = self._clock()
         self._polled_jobs = await self.store.count_polled_jobs()
-        batch = max(1, int(self.settings.budget_per_second * 2))
-        started = []
-        for poll in await self.store.due_polls(now, batch + len(self._inflight)):
+        for watch in await self.store.expired_watches(now):
+            async with self._lock(watch.job_id, watch.instance_id):
+                await self._end(watch, "expired")
+        # Keep the queue short: at most two seconds' worth of polls at once, so a backlog
+        # (after a restart, say) drains in order instead of piling up in the limiter.
+        room = max(1, int(self.settings.budget_per_second * 2)) - len(self._inflight)
+        started: list[asyncio.Task[None]] = []
+        if room <= 0:
+            return started
+        for poll in await self.store.due_polls(now, room):
             key = (poll.job_id, poll.instance_id)
-            if key in self._inflight:
+            if key in self._inflight or not await self.store.claim_poll(poll, now, self._lease()):
                 continue
             task = asyncio.create_task(self._poll(poll.job_id, poll.instance_id, poll.errors))
             self._inflight[key] = task
             task.add_done_callback(lambda _, key=key: self._inflight.pop(key, None))
             started.append(task)
-            if len(started) >= batch:
-                break
         return started
 
     async def _poll(self, job_id: str, instance_id: str | None, errors: int) -> None:
@@ -220,46 +242,62 @@ class Watcher:
             job_id, instance_id, next_poll_at=now + self._backoff(errors + 1), now=now, error=True
         )
 
+    def _lease(self) -> float:
+        """How long a claimed poll stays claimed. A poll records its real next time when
+        it ends; only if the process died mid-poll does the lease run out, and then the
+        job is polled again (by this process after a restart, or by another one)."""
+        return min(max(2 * self.settings.poll_seconds, 5.0), 120.0)
+
     def _backoff(self, errors: int) -> float:
-        return min(self.interval() * 2 ** max(errors - 1, 0), self.settings.max_backoff_seconds)
+        """Exponential, with jitter, never below the normal interval's cap."""
+        interval = self.interval()
+        cap = max(self.settings.max_backoff_seconds, interval)
+        return min(interval * 2 ** max(errors - 1, 0), cap) * self._rng.uniform(0.9, 1.1)
 
     async def poll(self, job_id: str, instance_id: str | None, errors: int = 0) -> None:
-        watches = await self.store.live_watches(
-            job_id=job_id, instance_id=instance_id, state=ACTIVE
-        )
-        if not watches:
+        if not await self.store.live_watches(job_id=job_id, instance_id=instance_id, state=ACTIVE):
             return
-        now = self._clock()
         try:
             result = await self.service.get_job(
                 job_id, instance_id, fresh=True, priority=Priority.BACKGROUND
             )
         except IotError as exc:
-            if error_kind(exc) == "not_found":
-                for watch in watches:
-                    await self._end(watch, "job_gone", error=exc)
-                return
-            # A passing problem on Alibaba Cloud's side: no noise in the channel.
-            log.warning("poll of %s failed (%d in a row): %s", job_id, errors + 1, exc)
-            await self._record_error(job_id, instance_id, errors)
+            async with self._lock(job_id, instance_id):
+                await self._poll_failed(job_id, instance_id, errors, exc)
             return
         counts = _Once(
             lambda: self.service.count_tasks(
                 job_id, instance_id, fresh=True, priority=Priority.BACKGROUND
             )
         )
-        for watch in watches:
-            try:
-                await self._advance(watch, result, counts, now)
-            except ChannelUnavailable as exc:
-                await self._pause(watch, exc.error)
-            except SlackApiError as exc:  # 429s are retried by slack_sdk; the rest next poll
-                log.warning("posting for watch %d failed: %s", watch.id, exc.response.get("error"))
-        await self._record(job_id, instance_id, result, now)
+        async with self._lock(job_id, instance_id):
+            # Read the watches again: one may have been unwatched while the API answered.
+            for watch in await self.store.live_watches(
+                job_id=job_id, instance_id=instance_id, state=ACTIVE
+            ):
+                try:
+                    await self._advance(watch, result, counts)
+                except ChannelUnavailable as exc:
+                    await self._pause(watch, exc.error)
+                except SlackApiError as exc:  # 429s are retried by slack_sdk; others next poll
+                    error = exc.response.get("error")
+                    log.warning("posting for watch %d failed: %s", watch.id, error)
+            await self._record(job_id, instance_id, result)
 
-    async def _record(
-        self, job_id: str, instance_id: str | None, result: JobResult, now: float
+    async def _poll_failed(
+        self, job_id: str, instance_id: str | None, errors: int, exc: IotError
     ) -> None:
+        if error_kind(exc) == "not_found":
+            for watch in await self.store.live_watches(job_id=job_id, instance_id=instance_id):
+                await self._end(watch, "job_gone", error=exc)
+            return
+        # A passing problem on Alibaba Cloud's side: no noise in the channel.
+        log.warning("poll of %s failed (%d in a row): %s", job_id, errors + 1, exc)
+        await self._record_error(job_id, instance_id, errors)
+
+    async def _record(self, job_id: str, instance_id: str | None, result: JobResult) -> None:
+        """Remember what was read; the next poll is timed from now, after the answer."""
+        now = self._clock()
         job = result.job
         await self.store.record_poll(
             job_id,
@@ -280,25 +318,22 @@ class Watcher:
 
     # --- one watch -----------------------------------------------------------------------
 
-    async def _advance(self, watch: Watch, result: JobResult, counts: _Once, now: float) -> None:
+    async def _advance(self, watch: Watch, result: JobResult, counts: _Once) -> None:
         if watch.card_ts is None:  # the card was never confirmed: post (or find) it first
             await self._post_card(watch, result)
             watch = await self.store.get_watch(watch.id) or watch
-        if now >= watch.expires_at:
-            await self._end(watch, "expired")
-            return
         transitions = diff(watch.told_status, result.job)
         for transition in transitions:
             if wanted(transition, watch.only):
                 await self._post_transition(watch, result, transition, counts)
             else:
                 await self.store.set_watch(watch.id, told_status=transition.to_status)
+        finished = result.job.is_finished
         if transitions:
-            await self.poster.update(
-                watch.channel_id, watch.card_ts or "", self._card(watch, result)
-            )
-        if result.job.is_finished:
-            await self.store.end_watch(watch.id, "finished", now)
+            card = self.card(watch, result, ended=finished)
+            await self.poster.update(watch.channel_id, watch.card_ts or "", card)
+        if finished:
+            await self.store.end_watch(watch.id, "finished", self._clock())
 
     async def _post_transition(
         self, watch: Watch, result: JobResult, transition: Transition, counts: _Once
@@ -328,7 +363,8 @@ class Watcher:
             told_status=transition.to_status,
         )
 
-    def _card(self, watch: Watch, result: JobResult) -> Message:
+    def card(self, watch: Watch, result: JobResult, *, ended: bool = False) -> Message:
+        """The watched card: the job card plus how it is watched (or that it no longer is)."""
         return self.renderer.render(
             "job",
             job=result.job,
@@ -339,12 +375,12 @@ class Watcher:
             demo=self.demo,
             shared_by=None,
             buttons=("refresh",),
-            button_value=JobRef(watch.job_id, watch.instance_id).to_value(),
-            watching={"watch": watch, "interval": self.interval()},
+            button_value=JobRef(watch.job_id, watch.instance_id, watch_id=watch.id).to_value(),
+            watching={"watch": watch, "interval": self.interval(), "ended": ended},
         )
 
     async def _post_card(self, watch: Watch, result: JobResult) -> None:
-        await self._deliver(watch, "card", "card", self._card(watch, result), thread_ts=None)
+        await self._deliver(watch, "card", "card", self.card(watch, result), thread_ts=None)
 
     async def _deliver(
         self,
@@ -361,6 +397,8 @@ class Watcher:
         now = self._clock()
         entry = await self.store.begin_post(watch.id, kind, key, now)
         if entry.state == "posted" and entry.ts:
+            if told_status is not None:  # e.g. a status that went back and forth
+                await self.store.set_watch(watch.id, told_status=told_status)
             return entry.ts
         marker = {"watch": watch.id, "kind": kind, "key": key}
         ts = None
@@ -380,9 +418,11 @@ class Watcher:
         await self.store.finish_post(entry.id, ts, self._clock(), watch_id=watch.id, **values)
         return ts
 
-    async def _end(self, watch: Watch, reason: str, **context: object) -> None:
-        """End a watch, saying why in its thread (when it has one)."""
-        if watch.card_ts:
+    async def _end(
+        self, watch: Watch, reason: str, *, result: JobResult | None = None, **context: object
+    ) -> None:
+        """End a watch, saying why in its thread (when it has one), and mark its card."""
+        if watch.card_ts and reason != "finished":
             message = self.renderer.render(
                 "watch_note",
                 reason=reason,
@@ -393,17 +433,31 @@ class Watcher:
             )
             with contextlib.suppress(ChannelUnavailable, SlackApiError):
                 await self._deliver(watch, "note", reason, message, thread_ts=watch.card_ts)
+        if watch.card_ts:
+            result = result or await self._last_read(watch)
+            if result is not None:
+                with contextlib.suppress(ChannelUnavailable, SlackApiError):
+                    card = self.card(watch, result, ended=True)
+                    await self.poster.update(watch.channel_id, watch.card_ts, card)
         await self.store.end_watch(watch.id, reason, self._clock())
+
+    async def _last_read(self, watch: Watch) -> JobResult | None:
+        """The job as last polled, for editing a card without another API call."""
+        poll = await self.store.get_poll(watch.job_id, watch.instance_id)
+        if poll is None or not poll.job_json:
+            return None
+        data = json.loads(poll.job_json)
+        return JobResult(job=OtaJob.parse(data), raw=data)
 
     async def _pause(self, watch: Watch, error: str) -> None:
         """The channel cannot take posts: pause, and tell the person who set it up how to fix it."""
         await self.store.set_watch(watch.id, state=PAUSED, note=error)
         entry = await self.store.begin_post(watch.id, "dm", error, self._clock())
-        if not entry.fresh:
+        if not entry.fresh:  # already told about this pause
             return
         message = self.renderer.render("watch_paused", watch=watch, error=error, demo=self.demo)
-        await self.poster.direct_message(watch.created_by, message)
-        await self.store.finish_post(entry.id, "dm", self._clock(), watch_id=watch.id)
+        if await self.poster.direct_message(watch.created_by, message):
+            await self.store.finish_post(entry.id, "dm", self._clock(), watch_id=watch.id)
 
 
 class _Once:
