@@ -219,6 +219,9 @@ async def test_api_errors_on_a_poll_back_off_quietly(runtime, fake_slack, emulat
     poll = await runtime.store.get_poll(JOB, None)
     assert poll.errors == before + 1
     assert len(thread(fake_slack)) == 1
+    import time as clock
+
+    assert poll.next_poll_at - clock.time() >= 0.8  # at least one (1 s) interval, jittered
 
 
 async def test_expired_watch_ends_with_a_note(runtime, fake_slack, emulator):
@@ -359,3 +362,25 @@ async def test_many_watches_keep_to_the_watchers_share(runtime, fake_slack, emul
     assert busiest <= 5
     assert person_wait < 0.5
     assert watcher.interval() == pytest.approx(30 / (5 * 0.8))
+
+
+async def test_a_card_slack_accepted_before_a_crash_is_found_not_reposted(
+    runtime, fake_slack, emulator, monkeypatch
+):
+    """Dying between Slack accepting the card and recording its ts: the next poll finds the
+    card by its metadata in the channel and keeps using it."""
+    store = runtime.store
+    real_finish = store.finish_post
+
+    async def crash(*args, **kwargs):
+        raise RuntimeError("killed before the commit")
+
+    monkeypatch.setattr(store, "finish_post", crash)
+    await command(runtime, fake_slack, f"watch {JOB}")
+    await fake_slack.wait_for_posts("r1")  # the error funnel's answer
+    assert len(fake_slack.top_level(CHANNEL)) == 1
+    monkeypatch.setattr(store, "finish_post", real_finish)
+    emulator.set_status(JOB, "IN_PROGRESS")
+    await runtime.deps.watcher.poll(JOB, None)
+    assert len(fake_slack.top_level(CHANNEL)) == 1
+    assert "Scheduled → In progress" in thread(fake_slack)[-1]["text"]

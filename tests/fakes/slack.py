@@ -86,7 +86,7 @@ class FakeSlack:
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
         self._changed = asyncio.Event()
         self._ids = itertools.count(1)
-        self._ts = itertools.count(100)
+        self._last_us = 0
         self._runner: web.AppRunner | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -214,8 +214,11 @@ class FakeSlack:
         self._changed = asyncio.Event()
 
     def _next_ts(self) -> str:
-        sec, frac = divmod(next(self._ts), 1_000_000)
-        return f"{1_700_000_000 + sec}.{frac:06d}"
+        """Like Slack's: the posting time in microseconds, unique and increasing, so that
+        a search of history by time (``oldest``) behaves as it does on Slack."""
+        self._last_us = max(int(time.time() * 1_000_000), self._last_us + 1)
+        sec, frac = divmod(self._last_us, 1_000_000)
+        return f"{sec}.{frac:06d}"
 
     # ---- handlers ------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
