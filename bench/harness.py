@@ -4,6 +4,7 @@ tests wire them (tests/conftest.py), each on 127.0.0.1 over real HTTP; plus smal
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -55,6 +56,7 @@ async def stack(
             "IOT_ENDPOINT": emulator.base_url,
             "IOT_QPS": str(int(qps)) if qps else "1000",
             "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='otajob-bench-')}/otajob.db",
         }
     )
     runtime = await build_runtime(settings, credentials=StaticCredentials(CREDENTIAL))

@@ -7,6 +7,8 @@
 4. Job card render throughput, for the spec's example job and for hostile long strings.
 5. Peak RSS.
 
+Then bench/watchers.py: 1,000 watches polled under the quota share (its own table).
+
 Not a test: it asserts nothing about timing, but says clearly which target it missed.
 """
 
@@ -41,10 +43,11 @@ from bench.harness import (
 )
 from bot.emulator import fixtures
 from bot.iot.models import JobResult, OtaJob
+from bot.job_ref import JobRef
 from bot.render import Renderer
 from bot.runtime import Runtime
 from bot.slack.grammar import QueryJob, parse_command
-from bot.slack.replies import JobRef, job_message
+from bot.slack.replies import job_reply
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED  # the spec example, under an ID the grammar accepts
 CARD_TITLE = "firmware2"  # the spec example's Name: the card's header
@@ -76,8 +79,8 @@ def naive_app(runtime: Runtime) -> AsyncApp:
             await ack(text="usage: /otajob <JobId>")
             return
         ref = JobRef(parsed.job_id, parsed.instance_id)
-        message = await job_message(runtime.deps, ref, fresh=True)
-        await ack(response_type="ephemeral", **message.as_kwargs())
+        reply = await job_reply(runtime.deps, ref, fresh=True)
+        await ack(response_type="ephemeral", **reply.message.as_kwargs())
 
     return app
 
@@ -358,6 +361,10 @@ def main() -> None:
         print("MISSED TARGETS: " + "; ".join(table.missed))
     else:
         print("All targets met.")
+    print()
+    from bench.watchers import print_watchers  # imports this module: not at the top
+
+    print_watchers()
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ async def test_migrations_are_idempotent(tmp_path) -> None:
     await add(first)
     await first.close()
     again = await Store.open(url)
-    assert await again.migrate() == 1
+    assert await again.migrate() == 2
     assert len(await again.live_watches()) == 1
     await again.close()
 

@@ -73,6 +73,9 @@ Index(
     postgresql_where=watches.c.state != ENDED,
 )
 
+# The poll loop asks "does an active watch want this job?" for every due poll.
+watches_by_job = Index("watches_by_job", watches.c.job_id, watches.c.instance_id, watches.c.state)
+
 polls = Table(
     "polls",
     metadata,
@@ -106,9 +109,13 @@ def _v1(sync_conn: Any) -> None:
     metadata.create_all(sync_conn, tables=[watches, polls, outbox])
 
 
+def _v2(sync_conn: Any) -> None:
+    watches_by_job.create(sync_conn, checkfirst=True)
+
+
 # A versioned scheme in place of Alembic: each entry upgrades the schema by one version
 # inside one transaction. Append, never edit.
-MIGRATIONS = [_v1]
+MIGRATIONS = [_v1, _v2]
 
 
 def async_url(url: str) -> str:

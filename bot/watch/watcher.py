@@ -186,46 +186,52 @@ class Watcher:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            delay = 1.0
             try:
                 await self.tick()
+                if self._has_room():
+                    next_due = await self.store.next_due()
+                    if next_due is not None:
+                        delay = min(max(next_due - self._clock(), 0.05), 1.0)
             except Exception:  # the loop must outlive any one bad tick (a database hiccup)
                 log.exception("watcher tick failed")
-            delay = 1.0
-            next_due = await self._next_due()
-            if next_due is not None:
-                delay = min(max(next_due - self._clock(), 0.05), 1.0)
+            # Woken early when a poll finishes (room for the next) or a watch is added.
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
 
-    async def _next_due(self) -> float | None:
-        try:
-            return await self.store.next_due()
-        except Exception:
-            return None
+    def _room(self) -> int:
+        """Polls that may start now: at most two seconds' worth in flight, so a backlog
+        (after a restart, say) drains in order instead of piling up in the limiter."""
+        return max(1, int(self.settings.budget_per_second * 2)) - len(self._inflight)
+
+    def _has_room(self) -> bool:
+        return self._room() > 0
 
     async def tick(self) -> list[asyncio.Task[None]]:
         """Start the polls that are due; returns their tasks (tests await them)."""
+        room = self._room()
+        started: list[asyncio.Task[None]] = []
+        if room <= 0:
+            return started
         now = self._clock()
         self._polled_jobs = await self.store.count_polled_jobs()
         for watch in await self.store.expired_watches(now):
             async with self._lock(watch.job_id, watch.instance_id):
                 await self._end(watch, "expired")
-        # Keep the queue short: at most two seconds' worth of polls at once, so a backlog
-        # (after a restart, say) drains in order instead of piling up in the limiter.
-        room = max(1, int(self.settings.budget_per_second * 2)) - len(self._inflight)
-        started: list[asyncio.Task[None]] = []
-        if room <= 0:
-            return started
         for poll in await self.store.due_polls(now, room):
             key = (poll.job_id, poll.instance_id)
             if key in self._inflight or not await self.store.claim_poll(poll, now, self._lease()):
                 continue
             task = asyncio.create_task(self._poll(poll.job_id, poll.instance_id, poll.errors))
             self._inflight[key] = task
-            task.add_done_callback(lambda _, key=key: self._inflight.pop(key, None))
+            task.add_done_callback(lambda _, key=key: self._poll_done(key))
             started.append(task)
         return started
+
+    def _poll_done(self, key: tuple[str, str | None]) -> None:
+        self._inflight.pop(key, None)
+        self._wake.set()
 
     async def _poll(self, job_id: str, instance_id: str | None, errors: int) -> None:
         try:
