@@ -84,3 +84,23 @@ def app_settings(emulator: IotEmulator, fake: FakeSlack, **extra: str) -> Settin
             **extra,
         }
     )
+
+
+# Set by .ci/run when the machine's PostgreSQL could be started; the PostgreSQL variants
+# of the store and lifecycle tests skip without it (the SQLite ones always run).
+POSTGRES_URL = os.environ.get("OTAJOB_TEST_POSTGRES_URL")
+
+
+async def fresh_postgres(url: str) -> str:
+    """Empty the test database, so each test starts from a schema of nothing."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bot.watch.store import async_url
+
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    return url

@@ -11,7 +11,7 @@ import pytest
 from bot.emulator import fixtures
 from bot.iot.credentials import StaticCredentials
 from bot.runtime import build_runtime
-from tests.conftest import CREDENTIAL, SIGNING_SECRET, app_settings
+from tests.conftest import CREDENTIAL, POSTGRES_URL, SIGNING_SECRET, app_settings, fresh_postgres
 from tests.fakes import block_action_body, signed_request, slash_command_body
 
 JOB = "WatchJob00000000000000001"
@@ -47,6 +47,23 @@ def thread(fake_slack, channel: str = CHANNEL) -> list[dict]:
 
 async def test_full_lifecycle(runtime, fake_slack, emulator):
     """Card, one reply per transition, one broadcast at the end with device counts; nothing else."""
+    await run_lifecycle(runtime, fake_slack, emulator)
+
+
+async def test_full_lifecycle_on_postgresql(emulator, fake_slack):
+    """The same lifecycle with the watches in PostgreSQL."""
+    if not POSTGRES_URL:
+        pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")
+    emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
+    settings = app_settings(emulator, fake_slack, DATABASE_URL=await fresh_postgres(POSTGRES_URL))
+    built = await build_runtime(settings, credentials=StaticCredentials(CREDENTIAL))
+    try:
+        await run_lifecycle(built, fake_slack, emulator)
+    finally:
+        await built.aclose()
+
+
+async def run_lifecycle(runtime, fake_slack, emulator) -> None:
     answer = await reply_to(fake_slack, runtime, f"watch {JOB}")
     assert "Watching" in answer
     (card,) = fake_slack.top_level(CHANNEL)

@@ -5,11 +5,21 @@ from __future__ import annotations
 import pytest
 
 from bot.watch.store import ACTIVE, ENDED, Store, async_url
+from tests.conftest import POSTGRES_URL, fresh_postgres
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/w.db"
+    if not POSTGRES_URL:
+        pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")
+    return await fresh_postgres(POSTGRES_URL)
 
 
 @pytest.fixture
-async def store(tmp_path):
-    opened = await Store.open(f"sqlite:///{tmp_path}/w.db")
+async def store(database_url):
+    opened = await Store.open(database_url)
     yield opened
     await opened.close()
 
@@ -36,9 +46,9 @@ def test_urls_pick_async_drivers() -> None:
     assert async_url("postgres://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
 
 
-async def test_migrations_are_idempotent(tmp_path) -> None:
+async def test_migrations_are_idempotent(database_url) -> None:
     """Opening the same database again keeps its data and its schema version."""
-    url = f"sqlite:///{tmp_path}/w.db"
+    url = database_url
     first = await Store.open(url)
     await add(first)
     await first.close()
