@@ -3,6 +3,7 @@ tests wire them (tests/conftest.py), each on 127.0.0.1 over real HTTP; plus smal
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import tempfile
 import time
@@ -32,13 +33,19 @@ class Stack:
     emulator: IotEmulator
     slack: FakeSlack
     runtime: Runtime
+    stop_s: float = float("nan")  # how long runtime.aclose() took
 
 
 @asynccontextmanager
 async def stack(
-    *, latency: float = 0.0, qps: float = 10, auto_jobs: bool = False
+    *,
+    latency: float = 0.0,
+    qps: float = 10,
+    auto_jobs: bool = False,
+    settings: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
-    """A fresh emulator, fake Slack and runtime (build_runtime, as app.py builds it)."""
+    """A fresh emulator, fake Slack and runtime (build_runtime, as app.py builds it);
+    ``settings`` adds or overrides environment settings."""
     emulator = IotEmulator(
         credentials={BENCH_KEY_ID: BENCH_KEY_SECRET},
         qps=qps,
@@ -48,22 +55,26 @@ async def stack(
     slack = FakeSlack()
     await emulator.start()
     await slack.start()
-    settings = load_settings(
-        {
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "IOT_ENDPOINT": emulator.base_url,
-            "IOT_QPS": str(int(qps)) if qps else "1000",
-            "LOG_LEVEL": "WARNING",
-            "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='otajob-bench-')}/otajob.db",
-        }
+    environment = {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "IOT_ENDPOINT": emulator.base_url,
+        "IOT_QPS": str(int(qps)) if qps else "1000",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='otajob-bench-')}/otajob.db",
+        **(settings or {}),
+    }
+    runtime = await build_runtime(
+        load_settings(environment), credentials=StaticCredentials(CREDENTIAL)
     )
-    runtime = await build_runtime(settings, credentials=StaticCredentials(CREDENTIAL))
+    built = Stack(emulator, slack, runtime)
     try:
-        yield Stack(emulator, slack, runtime)
+        yield built
     finally:
-        await runtime.aclose()
+        started = time.perf_counter()
+        await asyncio.wait_for(runtime.aclose(), 30)
+        built.stop_s = time.perf_counter() - started
         await slack.stop()
         await emulator.stop()
 

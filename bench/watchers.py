@@ -42,16 +42,11 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 
-from bench.harness import BENCH_KEY_ID, BENCH_KEY_SECRET, CREDENTIAL, SIGNING_SECRET, max_in_window
+from bench.harness import Stack, max_in_window, stack
 from bench.run import Table, machine
-from bot.config import load_settings
-from bot.emulator import IotEmulator
 from bot.emulator.server import Call
-from bot.iot.credentials import StaticCredentials
 from bot.iot.models import JobResult, OtaJob
-from bot.runtime import Runtime, build_runtime
 from bot.watch.store import polls
-from tests.fakes import FakeSlack
 
 WATCHES = 1000
 QPS = 10
@@ -92,58 +87,26 @@ def rss_mib() -> float:
 # --- the stack ----------------------------------------------------------------------------
 
 
-@dataclass
-class WatchStack:
-    emulator: IotEmulator
-    slack: FakeSlack
-    runtime: Runtime
-    stop_s: float = float("nan")  # how long runtime.aclose() took
-
-
 @asynccontextmanager
-async def watch_stack(database: Path) -> AsyncIterator[WatchStack]:
+async def watch_stack(database: Path) -> AsyncIterator[Stack]:
     """harness.stack with the watcher's settings and a database file of its own."""
-    emulator = IotEmulator(
-        credentials={BENCH_KEY_ID: BENCH_KEY_SECRET},
-        qps=QPS,
-        latency=API_LATENCY,
-        auto_jobs=True,
-    )
-    slack = FakeSlack()
-    await emulator.start()
-    await slack.start()
-    settings = load_settings(
-        {
-            "SLACK_BOT_TOKEN": slack.bot_token,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.api_url,
-            "IOT_ENDPOINT": emulator.base_url,
-            "IOT_QPS": str(QPS),
-            "WATCH_QPS_SHARE": str(SHARE),
-            "WATCH_POLL_SECONDS": str(POLL_SECONDS),
-            "DATABASE_URL": f"sqlite:///{database}",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    runtime = await build_runtime(settings, credentials=StaticCredentials(CREDENTIAL))
-    s = WatchStack(emulator, slack, runtime)
-    try:
+    settings = {
+        "IOT_QPS": str(QPS),
+        "WATCH_QPS_SHARE": str(SHARE),
+        "WATCH_POLL_SECONDS": str(POLL_SECONDS),
+        "DATABASE_URL": f"sqlite:///{database}",
+    }
+    async with stack(latency=API_LATENCY, qps=QPS, auto_jobs=True, settings=settings) as s:
         yield s
-    finally:
-        started = time.perf_counter()
-        await asyncio.wait_for(runtime.aclose(), STOP_TIMEOUT)
-        s.stop_s = time.perf_counter() - started
-        await slack.stop()
-        await emulator.stop()
 
 
-def mint_jobs(s: WatchStack) -> None:
+def mint_jobs(s: Stack) -> None:
     """The watched jobs, IN_PROGRESS, minted by the emulator's auto_jobs as a query would."""
     for i in range(WATCHES):
         s.emulator.find_job(job_id(i), None)
 
 
-async def insert_watches(s: WatchStack) -> None:
+async def insert_watches(s: Stack) -> None:
     """WATCHES watches of IN_PROGRESS jobs, each poll due now. The jobs that will complete
     get a real card in the fake Slack, posted by the watcher's own helper; the others a
     card_ts only (they never change, so nothing is ever posted for them)."""
@@ -170,7 +133,7 @@ async def insert_watches(s: WatchStack) -> None:
             await store.set_watch(watch.id, card_ts=FAKE_CARD_TS)
 
 
-async def spread_polls(s: WatchStack, interval: float) -> None:
+async def spread_polls(s: Stack, interval: float) -> None:
     """Steady state: each job's next poll somewhere in the coming interval."""
     rng = random.Random(7)
     now = time.time()
@@ -187,7 +150,7 @@ async def spread_polls(s: WatchStack, interval: float) -> None:
 # --- during a run -------------------------------------------------------------------------
 
 
-async def complete_and_wait(s: WatchStack, i: int, delay: float, deadline: float) -> float | None:
+async def complete_and_wait(s: Stack, i: int, delay: float, deadline: float) -> float | None:
     """``delay`` s into the run the job completes and its poll is made due now (its turn
     has come); returns the seconds until the final reply is broadcast in its channel, or
     None if it is not there by ``deadline`` (time.perf_counter)."""
@@ -209,7 +172,7 @@ async def complete_and_wait(s: WatchStack, i: int, delay: float, deadline: float
     return None
 
 
-async def person_query(s: WatchStack, delay: float, n: int) -> float:
+async def person_query(s: Stack, delay: float, n: int) -> float:
     """A person's ``/otajob <JobId>`` read: a JobId nobody watches, fresh, person priority."""
     await asyncio.sleep(delay)
     started = time.perf_counter()
@@ -217,7 +180,7 @@ async def person_query(s: WatchStack, delay: float, n: int) -> float:
     return time.perf_counter() - started
 
 
-async def sample_overdue(s: WatchStack, until: float, out: list[int]) -> None:
+async def sample_overdue(s: Stack, until: float, out: list[int]) -> None:
     """Each second: polls due and not yet started (claimed), the watcher's backlog. A plain
     count on the indexed column (store.due_polls would cost ~50 ms of CPU each time)."""
     query = select(func.count()).select_from(polls).where(polls.c.next_poll_at <= bindparam("t"))
@@ -235,7 +198,7 @@ class RunStats:
 
 
 async def run_loop(
-    s: WatchStack, seconds: float, during: list[Awaitable[Any]]
+    s: Stack, seconds: float, during: list[Awaitable[Any]]
 ) -> tuple[RunStats, list[Any]]:
     """Start the poll loop, run ``during`` beside it, and stop measuring after ``seconds``."""
     calls_before = len(s.emulator.calls)

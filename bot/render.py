@@ -119,7 +119,7 @@ CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,30}$")
 def channel_link(channel_id: str) -> SlackText:
     """``<#C123>``: Slack shows the channel's name. Only for IDs we validated."""
     if not CHANNEL_ID.match(channel_id or ""):
-        return SlackText(slack_escape(str(channel_id)))
+        return cut(channel_id, 40)
     return SlackText(f"<#{channel_id}>")
 
 

@@ -60,6 +60,7 @@ STRING_FIELDS = [
     "DownloadProtocol",
 ]
 DATE_TOKEN = re.compile(r"<!date\^\d+\^[^|<>]*\|[^<>]*>")
+CHANNEL_LINK = re.compile(r"<#[CGD][A-Z0-9]{2,30}>")  # made only from validated IDs
 
 
 def unescape(text: str) -> str:
@@ -86,7 +87,7 @@ def mrkdwn_texts(message) -> list[str]:
 
 def assert_no_markup_from_data(message) -> None:
     for text in mrkdwn_texts(message):
-        stripped = DATE_TOKEN.sub("", text)
+        stripped = CHANNEL_LINK.sub("", DATE_TOKEN.sub("", text))
         assert "<" not in stripped and ">" not in stripped, text
 
 
@@ -254,3 +255,81 @@ def test_validation_catches_what_slack_rejects(blocks, problem) -> None:
     """Limits slack_sdk misses (and some it checks) raise RenderError."""
     with pytest.raises(RenderError, match=problem):
         validate_blocks(blocks)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=hostile, job_id=hostile, note=hostile, user=hostile, code=hostile)
+def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, code) -> None:
+    """Transition replies, watch notes, DMs, watch answers and listings escape everything."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from bot.iot.models import TaskCounts
+    from bot.watch.transitions import Transition
+
+    job = OtaJob(job_status="COMPLETED", name=name, job_id=job_id, src_versions=[note])
+    watch = SimpleNamespace(
+        job_id=job_id,
+        channel_id="C123",
+        created_by_name=user,
+        created_at=0.0,
+        only=frozenset({"COMPLETED"}),
+        quiet=False,
+        state="paused",
+        note=note,
+    )
+    error = IotApiError(code or "X", note, user, 400)
+    final = Transition("IN_PROGRESS", "COMPLETED", NOW, timedelta(hours=3))
+    counts = TaskCounts(counts={"SUCCEEDED": 10, "FAILED": 2})
+    messages = [
+        RENDERER.render(
+            "transition",
+            job=job,
+            job_id=job_id,
+            t=final,
+            counts=counts,
+            counts_error=None,
+            demo=True,
+        ),
+        RENDERER.render(
+            "transition",
+            job=job,
+            job_id=job_id,
+            t=final,
+            counts=None,
+            counts_error=error,
+            demo=False,
+        ),
+        RENDERER.render(
+            "watch_note",
+            reason="unwatched",
+            watch=watch,
+            demo=False,
+            max_days=14,
+            user_name=user,
+            error=error,
+        ),
+        RENDERER.render("watch_paused", watch=watch, error=note, demo=False),
+        RENDERER.render(
+            "watches",
+            rows=[{"watch": watch, "status": note, "firmware": name}],
+            everywhere=True,
+            interval=60,
+            demo=False,
+        ),
+    ]
+    messages += [
+        RENDERER.render(
+            "watch_reply",
+            outcome=outcome,
+            job_id=job_id,
+            channel_id=note,
+            watch=watch,
+            interval=60,
+            error=note,
+            demo=False,
+        )
+        for outcome in ("created", "exists", "finished", "channel_unavailable", "not_a_member")
+    ]
+    for message in messages:
+        assert_no_markup_from_data(message)

@@ -401,3 +401,17 @@ async def test_a_card_slack_accepted_before_a_crash_is_found_not_reposted(
     await runtime.deps.watcher.poll(JOB, None)
     assert len(fake_slack.top_level(CHANNEL)) == 1
     assert "Scheduled → In progress" in thread(fake_slack)[-1]["text"]
+
+
+async def test_stopping_lets_a_poll_under_way_finish_its_posts(runtime, fake_slack, emulator):
+    """On shutdown (SIGTERM), a poll already waiting for the API still posts its reply."""
+    await reply_to(fake_slack, runtime, f"watch {JOB}")
+    emulator.set_status(JOB, "IN_PROGRESS")
+    emulator.latency = 0.5
+    watcher = runtime.deps.watcher
+    await runtime.store.record_poll(JOB, None, next_poll_at=0.0, now=0.0, status="PLANNED")
+    (task,) = await watcher.tick()
+    await asyncio.sleep(0.1)  # the poll has started and waits for the API
+    assert not task.done()
+    await watcher.stop()
+    assert task.done() and "Scheduled → In progress" in thread(fake_slack)[-1]["text"]

@@ -70,12 +70,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         ref = await button_ref(action, respond)
         if ref is None:
             return
-        user = body.get("user") or {}
-        await watching.watch(
-            deps,
-            WatchJob(ref.job_id, None, ref.instance_id),
+        asker = watching.Asker(
             channel_id=(body.get("channel") or {}).get("id", ""),
-            user_id=str(user.get("id") or ""),
+            user_id=str((body.get("user") or {}).get("id") or ""),
             user_name=_who(body),
-            respond=respond,
         )
+        await watching.watch(deps, WatchJob(ref.job_id, None, ref.instance_id), asker, respond)

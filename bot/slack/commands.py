@@ -10,15 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from ..deps import Deps
 from ..job_ref import JobRef
 from . import watching
-from .grammar import (
-    BadInput,
-    ListWatches,
-    QueryJob,
-    ShowHelp,
-    UnwatchJob,
-    WatchJob,
-    parse_command,
-)
+from .grammar import BadInput, QueryJob, ShowHelp, parse_command
 from .replies import job_reply
 
 
@@ -36,32 +28,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(**message.as_kwargs())
             return
         await ack()
-        user_id, user_name = command.get("user_id", ""), command.get("user_name", "")
-        channel_id = command.get("channel_id", "")
-        if isinstance(parsed, WatchJob):
-            await watching.watch(
-                deps,
-                parsed,
-                channel_id=channel_id,
-                user_id=user_id,
-                user_name=user_name,
-                respond=respond,
+        route = watching.ROUTES.get(type(parsed))
+        if route is not None:
+            asker = watching.Asker(
+                channel_id=command.get("channel_id", ""),
+                user_id=command.get("user_id", ""),
+                user_name=command.get("user_name", ""),
             )
-            return
-        if isinstance(parsed, UnwatchJob):
-            await watching.unwatch(
-                deps,
-                parsed,
-                channel_id=channel_id,
-                user_id=user_id,
-                user_name=user_name,
-                respond=respond,
-            )
-            return
-        if isinstance(parsed, ListWatches):
-            await watching.list_watches(
-                deps, parsed, channel_id=channel_id, user_id=user_id, respond=respond
-            )
+            await route(deps, parsed, asker, respond)
             return
         assert isinstance(parsed, QueryJob)
         reply = await job_reply(deps, JobRef(parsed.job_id, parsed.instance_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncRespond
@@ -17,6 +18,15 @@ from .grammar import ListWatches, UnwatchJob, WatchJob
 from .replies import api_error_message, job_reply
 
 
+@dataclass(frozen=True)
+class Asker:
+    """Who typed the command, and where."""
+
+    channel_id: str
+    user_id: str
+    user_name: str
+
+
 async def _tell(respond: AsyncRespond, deps: Deps, **context: Any) -> None:
     message = deps.renderer.render(
         "watch_reply", interval=deps.watcher.interval(), demo=deps.demo, **context
@@ -24,35 +34,17 @@ async def _tell(respond: AsyncRespond, deps: Deps, **context: Any) -> None:
     await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
 
 
-async def watch(
-    deps: Deps,
-    request: WatchJob,
-    *,
-    channel_id: str,
-    user_id: str,
-    user_name: str,
-    respond: AsyncRespond,
-) -> None:
-    target = request.channel_id or channel_id
-    refusal = await _refusal(deps, target, channel_id, user_id)
-    if refusal:
-        await _tell(
-            respond,
-            deps,
-            outcome=refusal,
-            job_id=request.job_id,
-            channel_id=target,
-            watch=None,
-            error=None,
-        )
+async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespond) -> None:
+    target = request.channel_id or asker.channel_id
+    if await _refused(deps, request.job_id, target, asker, respond):
         return
     try:
         result = await deps.watcher.watch(
             job_id=request.job_id,
             instance_id=request.instance_id,
             channel_id=target,
-            user_id=user_id,
-            user_name=user_name,
+            user_id=asker.user_id,
+            user_name=asker.user_name,
             only=request.only,
             quiet=request.quiet,
         )
@@ -64,7 +56,7 @@ async def watch(
     outcome, error = result.outcome, result.error
     if outcome == Outcome.FINISHED:  # nothing to watch: show the final card instead
         card = (await job_reply(deps, JobRef(request.job_id, request.instance_id))).message
-        if target == channel_id:
+        if target == asker.channel_id:
             await respond(response_type="in_channel", replace_original=False, **card.as_kwargs())
         else:
             try:
@@ -83,33 +75,15 @@ async def watch(
     )
 
 
-async def unwatch(
-    deps: Deps,
-    request: UnwatchJob,
-    *,
-    channel_id: str,
-    user_id: str,
-    user_name: str,
-    respond: AsyncRespond,
-) -> None:
-    target = request.channel_id or channel_id
-    refusal = await _refusal(deps, target, channel_id, user_id)
-    if refusal:
-        await _tell(
-            respond,
-            deps,
-            outcome=refusal,
-            job_id=request.job_id,
-            channel_id=target,
-            watch=None,
-            error=None,
-        )
+async def unwatch(deps: Deps, request: UnwatchJob, asker: Asker, respond: AsyncRespond) -> None:
+    target = request.channel_id or asker.channel_id
+    if await _refused(deps, request.job_id, target, asker, respond):
         return
     ended = await deps.watcher.unwatch(
         job_id=request.job_id,
         instance_id=request.instance_id,
         channel_id=target,
-        user_name=user_name,
+        user_name=asker.user_name,
     )
     await _tell(
         respond,
@@ -123,8 +97,9 @@ async def unwatch(
 
 
 async def list_watches(
-    deps: Deps, request: ListWatches, *, channel_id: str, user_id: str, respond: AsyncRespond
+    deps: Deps, request: ListWatches, asker: Asker, respond: AsyncRespond
 ) -> None:
+    channel_id, user_id = asker.channel_id, asker.user_id
     store = deps.watcher.store
     watches = await store.live_watches(channel_id=None if request.everywhere else channel_id)
     if request.everywhere:  # only channels the asker is in
@@ -151,13 +126,27 @@ async def list_watches(
     await respond(response_type="ephemeral", **message.as_kwargs())
 
 
-async def _refusal(deps: Deps, target: str, here: str, user_id: str) -> str | None:
-    """Watches live in channels, and a person may only set them up in channels they are in."""
+async def _refused(
+    deps: Deps, job_id: str, target: str, asker: Asker, respond: AsyncRespond
+) -> bool:
+    """Watches live in channels, and a person may only change them in channels they are
+    in. Says why when it refuses."""
+    refusal = None
     if not target.startswith(("C", "G")):
-        return "not_a_channel"
-    if target != here and not await _is_member(deps, target, user_id):
-        return "not_a_member"
-    return None
+        refusal = "not_a_channel"
+    elif target != asker.channel_id and not await _is_member(deps, target, asker.user_id):
+        refusal = "not_a_member"
+    if refusal:
+        await _tell(
+            respond,
+            deps,
+            outcome=refusal,
+            job_id=job_id,
+            channel_id=target,
+            watch=None,
+            error=None,
+        )
+    return refusal is not None
 
 
 async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
@@ -169,3 +158,6 @@ async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
     except SlackApiError:
         return False
     return False
+
+
+ROUTES = {WatchJob: watch, UnwatchJob: unwatch, ListWatches: list_watches}
