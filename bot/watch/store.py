@@ -31,7 +31,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -451,10 +450,6 @@ class Store:
             await conn.execute(
                 delete(outbox).where(outbox.c.watch_id == watch_id, outbox.c.kind == kind)
             )
-
-    async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
 
 
 def _wanted() -> Any:
