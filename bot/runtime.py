@@ -48,7 +48,7 @@ async def build_iot(
     settings: IotSettings,
     *,
     credentials: CredentialSource | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    background_share: float = 1.0,
 ) -> IotParts:
     """The signed client; in demo mode, with the emulator started in this process."""
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -63,16 +63,14 @@ async def build_iot(
         log.info("demo mode: answering from the built-in IoT emulator at %s", endpoint)
     http = httpx.AsyncClient(
         timeout=settings.iot_timeout_seconds,
-        transport=transport,
         # No cap on connections: a call must go out when the limiter lets it go, not
         # wait in a pool (the limiter assumes it reaches the gateway soon after).
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         headers={"user-agent": "otajob/0.1"},
     )
     # Watchers may use WATCH_QPS_SHARE of the quota, so people's queries stay fast.
-    share = getattr(settings, "watch_qps_share", 1.0)
     limiter = SlidingWindowLimiter(
-        settings.iot_qps, background_limit=max(1, int(settings.iot_qps * share))
+        settings.iot_qps, background_limit=max(1, int(settings.iot_qps * background_share))
     )
     client = IotClient(
         http,
@@ -114,7 +112,9 @@ class Runtime:
 async def build_runtime(
     settings: Settings, *, credentials: CredentialSource | None = None
 ) -> Runtime:
-    iot = await build_iot(settings, credentials=credentials)
+    iot = await build_iot(
+        settings, credentials=credentials, background_share=settings.watch_qps_share
+    )
     store = await Store.open(settings.database_url)
     app = AsyncApp(
         token=settings.slack_bot_token.get_secret_value(),

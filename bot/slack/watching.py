@@ -105,9 +105,10 @@ async def list_watches(
     if request.everywhere:  # only channels the asker is in
         visible = {c for c in {w.channel_id for w in watches} if await _is_member(deps, c, user_id)}
         watches = [w for w in watches if w.channel_id in visible or w.channel_id == channel_id]
+    polls = await store.polls_for(watches)
     rows = []
     for w in watches:
-        poll = await store.get_poll(w.job_id, w.instance_id)
+        poll = polls.get((w.job_id, w.instance_id))
         data = json.loads(poll.job_json) if poll and poll.job_json else {}
         rows.append(
             {

@@ -365,6 +365,15 @@ class Store:
             row = (await conn.execute(select(polls).where(key))).first()
         return _poll(row) if row else None
 
+    async def polls_for(self, watched: list[Watch]) -> dict[tuple[str, str | None], Poll]:
+        """The poll rows of several watches' jobs, in one query."""
+        if not watched:
+            return {}
+        query = select(polls).where(polls.c.job_id.in_({w.job_id for w in watched}))
+        async with self.engine.connect() as conn:
+            rows = [_poll(r) for r in (await conn.execute(query)).all()]
+        return {(p.job_id, p.instance_id): p for p in rows}
+
     async def record_poll(
         self,
         job_id: str,
