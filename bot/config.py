@@ -7,11 +7,12 @@ variable at fault, instead of failing later at the first request.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal, TypeVar
 
 from dotenv import load_dotenv
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +57,55 @@ class Settings(IotSettings):
     watch_poll_seconds: float = Field(default=60.0, gt=0)
     watch_qps_share: float = Field(default=0.5, gt=0, le=1)
     watch_max_days: float = Field(default=14.0, gt=0)
+
+    # Triage: how many failed devices one listing reads at most (100 per call).
+    otajob_failed_max: int = Field(default=20000, ge=100, le=100000)
+
+    # Guarded write actions (off unless listed) and who may use them.
+    otajob_actions: str = ""  # comma-separated: cancel, reupgrade
+    otajob_admins: str = ""  # Slack user IDs (U..., W...) and user group IDs (S...)
+
+    # Access: empty means everyone in the workspace, every channel.
+    otajob_allowed_channels: str = ""
+    otajob_allowed_users: str = ""
+    slack_team_id: str | None = None  # set: requests from any other workspace are refused
+
+    @field_validator(
+        "otajob_admins", "otajob_allowed_channels", "otajob_allowed_users", "otajob_actions"
+    )
+    @classmethod
+    def _id_list(cls, value: str, info: ValidationInfo) -> str:
+        names = split_list(value)
+        pattern = LIST_PATTERNS[info.field_name]
+        bad = [n for n in names if not re.fullmatch(pattern, n)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(bad)[:200]} not understood; {LIST_HINTS[info.field_name]}"
+            )
+        return value
+
+    @property
+    def actions(self) -> frozenset[str]:
+        return frozenset(n.lower() for n in split_list(self.otajob_actions))
+
+
+LIST_PATTERNS = {
+    "otajob_actions": r"(?i)cancel|reupgrade",
+    "otajob_admins": r"[UWS][A-Z0-9]{2,30}",
+    "otajob_allowed_channels": r"[CGD][A-Z0-9]{2,30}",
+    "otajob_allowed_users": r"[UW][A-Z0-9]{2,30}",
+}
+LIST_HINTS = {
+    "otajob_actions": "expected a comma-separated list of cancel, reupgrade",
+    "otajob_admins": "expected Slack user IDs (U…) and user group IDs (S…), comma-separated",
+    "otajob_allowed_channels": "expected Slack channel IDs (C…, G…), comma-separated",
+    "otajob_allowed_users": "expected Slack user IDs (U…), comma-separated",
+}
+
+
+def split_list(value: str | None) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [part.strip() for part in (value or "").replace(";", ",").split(",") if part.strip()]
 
 
 S = TypeVar("S", bound="IotSettings")

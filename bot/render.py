@@ -37,6 +37,8 @@ MAX_TEXT = 3000
 MAX_FALLBACK = 3000
 # Slack rejects large messages with msg_blocks_too_long; reported near 13k characters.
 MAX_BLOCKS_JSON = 12000
+MAX_VIEW_BLOCKS = 100  # a Home tab or a modal
+MAX_VIEW_JSON = 100_000
 
 
 class RenderError(ValueError):
@@ -123,6 +125,25 @@ def channel_link(channel_id: str) -> SlackText:
     return SlackText(f"<#{channel_id}>")
 
 
+# Whom the app may ever mention: IDs a person configured (a watch's notify list), checked
+# again here, so no text from the API or a user can become a mention.
+MENTIONABLE = re.compile(r"^[UWS][A-Z0-9]{2,30}$")
+
+
+def mention(ids: Any) -> SlackText:
+    """``<@U1> <!subteam^S2>`` for validated IDs; anything else is shown as escaped text."""
+    parts = []
+    for raw in ids or ():
+        value = str(raw)
+        if not MENTIONABLE.match(value):
+            parts.append(slack_escape(_as_text(value)))
+        elif value.startswith("S"):
+            parts.append(f"<!subteam^{value}>")
+        else:
+            parts.append(f"<@{value}>")
+    return SlackText(" ".join(parts))
+
+
 def _compact_json(value: Any) -> str:
     """A value of unknown shape as readable JSON (escaped later like any other text)."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -153,11 +174,16 @@ class Message:
     def as_kwargs(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks}
 
+    def as_json(self, **extra: Any) -> str:
+        return json.dumps({**extra, **self.as_kwargs()}, ensure_ascii=False)
 
-def validate_blocks(blocks: list[dict[str, Any]]) -> None:
+
+def validate_blocks(
+    blocks: list[dict[str, Any]], *, max_blocks: int = MAX_BLOCKS, max_json: int = MAX_BLOCKS_JSON
+) -> None:
     """Block Kit limits: slack_sdk's models, plus what they do not check."""
-    if len(blocks) > MAX_BLOCKS:
-        raise RenderError(f"{len(blocks)} blocks; Slack allows {MAX_BLOCKS}")
+    if len(blocks) > max_blocks:
+        raise RenderError(f"{len(blocks)} blocks; Slack allows {max_blocks}")
     for index, (raw, block) in enumerate(zip(blocks, Block.parse_all(blocks), strict=True)):
         if block is None:
             raise RenderError(f"block {index}: unknown type {raw.get('type')!r}")
@@ -174,8 +200,8 @@ def validate_blocks(blocks: list[dict[str, Any]]) -> None:
             if len(f.get("text", "")) > MAX_FIELD:
                 raise RenderError(f"block {index}: a field over {MAX_FIELD} characters")
     size = len(json.dumps(blocks, ensure_ascii=False))
-    if size > MAX_BLOCKS_JSON:
-        raise RenderError(f"blocks are {size} characters of JSON; keep under {MAX_BLOCKS_JSON}")
+    if size > max_json:
+        raise RenderError(f"blocks are {size} characters of JSON; keep under {max_json}")
 
 
 class Renderer:
@@ -194,18 +220,29 @@ class Renderer:
         self._text_env = Environment(autoescape=False, **common)
         for env in (self._blocks_env, self._text_env):
             env.filters.update(plain=plain, text=_as_text, compact=_compact_json, duration=duration)
-            env.globals.update(date=slack_date, channel=channel_link, epoch=_from_epoch)
+            env.globals.update(
+                date=slack_date, channel=channel_link, epoch=_from_epoch, mention=mention
+            )
         self._blocks_env.filters["cut"] = cut
         # In a terminal nothing is parsed as markup: cut without escaping.
         self._text_env.filters["cut"] = plain
 
-    def render(self, name: str, **context: Any) -> Message:
-        """Render ``templates/<name>.json.j2`` into a validated message."""
+    def _doc(self, name: str, context: dict[str, Any]) -> dict[str, Any]:
         source = self._blocks_env.get_template(f"{name}.json.j2").render(**context)
         try:
-            doc = json.loads(source)
+            return json.loads(source)
         except json.JSONDecodeError as exc:
             raise RenderError(f"template {name} produced invalid JSON: {exc}") from exc
+
+    def view(self, name: str, **context: Any) -> dict[str, Any]:
+        """Render ``templates/<name>.json.j2`` into a Home tab or modal view (100 blocks)."""
+        doc = self._doc(name, context)
+        validate_blocks(doc.get("blocks") or [], max_blocks=MAX_VIEW_BLOCKS, max_json=MAX_VIEW_JSON)
+        return doc
+
+    def render(self, name: str, **context: Any) -> Message:
+        """Render ``templates/<name>.json.j2`` into a validated message."""
+        doc = self._doc(name, context)
         text = doc.get("text") or ""
         if not text.strip():
             raise RenderError(f"template {name} has no fallback text")

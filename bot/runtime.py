@@ -22,6 +22,7 @@ from .iot.credentials import Credential, CredentialSource, DefaultCredentialChai
 from .iot.quota import SlidingWindowLimiter
 from .iot.service import OtaService
 from .render import Renderer
+from .slack.access import Admins, Policy
 from .slack.surfaces import register_all
 from .watch.poster import SlackPoster
 from .watch.store import Store
@@ -126,6 +127,7 @@ async def build_runtime(
         iot.client,
         cache_seconds=settings.iot_cache_seconds,
         default_instance_id=settings.iot_instance_id,
+        failed_max=settings.otajob_failed_max,
     )
     renderer = Renderer()
     watcher = Watcher(
@@ -140,6 +142,13 @@ async def build_runtime(
         ),
         demo=iot.demo,
     )
-    deps = Deps(service=service, renderer=renderer, watcher=watcher, demo=iot.demo)
-    register_all(app, deps)
+    policy = Policy.from_settings(settings)
+    deps = Deps(
+        service=service,
+        renderer=renderer,
+        watcher=watcher,
+        admins=Admins(policy, app.client),
+        demo=iot.demo,
+    )
+    register_all(app, deps, policy)
     return Runtime(app=app, deps=deps, iot=iot, store=store, settings=settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 import uuid
@@ -899,3 +900,642 @@ async def test_http_task_control_endpoints(emu, client):
     assert (await client.get(unknown)).status_code == 404
     assert (await client.post(unknown, json={"counts": {}})).status_code == 404
     assert emu.count("ListOTATaskByJob") == 1  # control paths are not logged
+
+
+# --- firmware and job lists, write actions -----------------------------------------
+
+FIRMWARE_FIELDS = {
+    "FirmwareId",
+    "FirmwareName",
+    "ProductKey",
+    "ProductName",
+    "SrcVersion",
+    "DestVersion",
+    "ModuleName",
+    "Status",
+    "Type",
+    "FirmwareSize",
+    "SignMethod",
+    "UtcCreate",
+    "UtcModified",
+}
+JOB_INFO_FIELDS = {
+    "JobId",
+    "JobStatus",
+    "JobType",
+    "FirmwareId",
+    "ProductKey",
+    "SelectionType",
+    "TargetSelection",
+    "Tags",
+    "UtcCreate",
+    "UtcModified",
+    "UtcStartTime",
+    "UtcEndTime",
+}
+MAKE_JOB_FIRMWARE = fixtures.make_job("x")["FirmwareId"]
+SPEC_FIRMWARE = fixtures.SPEC_EXAMPLE["FirmwareId"]
+INSTANCE = "iot-cn-0pp1n8t0001"
+ALL_CANCEL_FLAGS = (
+    "CancelQueuedTask",
+    "CancelNotifiedTask",
+    "CancelInProgressTask",
+    "CancelScheduledTask",
+    "CancelUnconfirmedTask",
+)
+
+
+async def api(
+    client: httpx.AsyncClient, emu: IotEmulator, action: str, **params: str
+) -> httpx.Response:
+    url, headers = v3_request(emu.base_url, params, action=action)
+    return await client.post(url, headers=headers)
+
+
+async def call(client: httpx.AsyncClient, emu: IotEmulator, action: str, **params: str) -> dict:
+    """A signed call answered with HTTP 200 (success or business error): its body."""
+    response = await api(client, emu, action, **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def firmware_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return body["FirmwareInfo"]["SimpleFirmwareInfo"]
+
+
+def job_rows(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return body["Data"]["SimpleOTAJobInfo"]
+
+
+def assert_business_error(body: dict[str, Any], code: str) -> None:
+    assert (body["Success"], body["Code"]) == (False, code), body
+    assert body["ErrorMessage"]
+    assert UUID_UPPER.match(body["RequestId"])
+
+
+def assert_write_ok(body: dict[str, Any]) -> None:
+    assert body["Success"] is True, body
+    assert set(body) == {"RequestId", "Success"}
+    assert UUID_UPPER.match(body["RequestId"])
+
+
+async def task_totals(client: httpx.AsyncClient, emu: IotEmulator, job_id: str) -> dict:
+    """Per-status counts the way the app reads them: one PageSize=1 call per status."""
+    return {
+        status: (await list_tasks(client, emu, job_id, TaskStatus=status, PageSize="1"))["Total"]
+        for status in fixtures.TASK_STATUSES
+    }
+
+
+async def test_list_firmware_derives_one_firmware_per_firmware_id(emu, client):
+    """ListOTAFirmware gives one SimpleFirmwareInfo per FirmwareId of the jobs, newest first."""
+    body = await call(client, emu, "ListOTAFirmware")
+    assert body["Success"] is True
+    assert (body["Total"], body["PageSize"], body["PageCount"], body["CurrentPage"]) == (
+        2,
+        10,
+        1,
+        1,
+    )
+    newer, older = firmware_rows(body)
+    for row in (newer, older):
+        assert set(row) == FIRMWARE_FIELDS
+        assert (row["Type"], row["Status"], row["SrcVersion"]) == (0, 1, "")
+        assert isinstance(row["FirmwareSize"], int) and row["FirmwareSize"] > 0
+    planned = fixtures.default_jobs()[fixtures.PLANNED_JOB_ID]  # first of the tied jobs
+    assert newer["FirmwareId"] == MAKE_JOB_FIRMWARE
+    assert (newer["FirmwareName"], newer["ProductKey"], newer["DestVersion"]) == (
+        planned["Name"],
+        planned["ProductKey"],
+        planned["DestVersion"],
+    )
+    assert newer["UtcCreate"] == planned["UtcCreate"]
+    assert older["FirmwareId"] == SPEC_FIRMWARE
+    assert (older["FirmwareName"], older["DestVersion"], older["UtcCreate"]) == (
+        "firmware2",
+        "1.0.1",
+        fixtures.SPEC_EXAMPLE["UtcCreate"],
+    )
+
+
+async def test_list_firmware_takes_the_earliest_job_and_added_firmwares(emu, client):
+    """The earliest job names a derived firmware; add_firmware adds or replaces; filters apply."""
+    emu.qps = 0
+    emu.add_job(
+        fixtures.make_job(
+            "EarlyJobAbCdEfGhIjKlMn0200", DestVersion="2.0.0", UtcCreate="2023-01-01T00:00:00.000Z"
+        )
+    )
+    added = emu.add_firmware(
+        {
+            "FirmwareId": "NewFwAbCdEfGhIjKlMnOp0100",
+            "FirmwareName": "sensor <b>fw</b>",
+            "ProductKey": "a1Sensor0001",
+            "DestVersion": "3.0.0",
+            "SrcVersion": "2.9.0",
+            "Type": 1,
+            "UtcCreate": "2025-01-01T00:00:00.000Z",
+        }
+    )
+    assert set(added) == FIRMWARE_FIELDS
+    every = firmware_rows(await call(client, emu, "ListOTAFirmware"))
+    assert [f["FirmwareId"] for f in every] == [
+        "NewFwAbCdEfGhIjKlMnOp0100",
+        MAKE_JOB_FIRMWARE,
+        SPEC_FIRMWARE,
+    ]
+    assert every[0] == added
+    assert (every[1]["DestVersion"], every[1]["UtcCreate"]) == (
+        "2.0.0",
+        "2023-01-01T00:00:00.000Z",
+    )
+
+    by_product = await call(client, emu, "ListOTAFirmware", ProductKey="a1Sensor0001")
+    assert [f["FirmwareId"] for f in firmware_rows(by_product)] == ["NewFwAbCdEfGhIjKlMnOp0100"]
+    by_version = await call(
+        client, emu, "ListOTAFirmware", ProductKey="a1Gw7Tk9Lmp", DestVersion="2.0.0"
+    )
+    assert [f["FirmwareId"] for f in firmware_rows(by_version)] == [MAKE_JOB_FIRMWARE]
+    nothing = await call(client, emu, "ListOTAFirmware", DestVersion="9.9.9")
+    assert (nothing["Total"], nothing["PageCount"], firmware_rows(nothing)) == (0, 0, [])
+
+    second = await call(client, emu, "ListOTAFirmware", PageSize="2", CurrentPage="2")
+    assert (second["Total"], second["PageCount"], second["CurrentPage"]) == (3, 2, 2)
+    assert [f["FirmwareId"] for f in firmware_rows(second)] == [SPEC_FIRMWARE]
+
+    emu.add_firmware({"FirmwareId": SPEC_FIRMWARE, "FirmwareName": "renamed"})
+    names = {f["FirmwareId"]: f["FirmwareName"] for f in emu.firmwares()}
+    assert names[SPEC_FIRMWARE] == "renamed" and len(names) == 3
+
+
+@pytest.mark.parametrize(
+    ("action", "required"),
+    [
+        ("ListOTAFirmware", {}),
+        ("ListOTAJobByFirmware", {"FirmwareId": MAKE_JOB_FIRMWARE}),
+        (
+            "ListOTAJobByDevice",
+            {"FirmwareId": SPEC_FIRMWARE, "ProductKey": "a19mzPZ****", "DeviceName": "dev-000000"},
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "paging",
+    [{"PageSize": "0"}, {"PageSize": "101"}, {"PageSize": "ten"}, {"CurrentPage": "0"}],
+)
+async def test_list_actions_reject_bad_paging(emu, client, action, required, paging):
+    """PageSize outside 1..100 or CurrentPage < 1 is iot.common.InvalidPageParams."""
+    body = await call(client, emu, action, **required, **paging)
+    assert_business_error(body, "iot.common.InvalidPageParams")
+    assert "Total" not in body
+    ok = await call(client, emu, action, **required, PageSize="100")
+    assert ok["Success"] is True and ok["PageSize"] == 100
+
+
+async def test_list_firmware_instance_scoping(emu, client):
+    """An instance sees its jobs' firmwares and its added ones; unscoped requests, the rest."""
+    emu.add_job(
+        fixtures.make_job("InstJobAbCdEfGhIjKlMn0200", FirmwareId="InstFwAbCdEfGhIjKlMnO0100"),
+        instance_id=INSTANCE,
+    )
+    emu.add_firmware({"FirmwareId": "OtherFwAbCdEfGhIjKlMn0100"}, instance_id="iot-cn-fwonly")
+    scoped = await call(client, emu, "ListOTAFirmware", IotInstanceId=INSTANCE)
+    assert [f["FirmwareId"] for f in firmware_rows(scoped)] == ["InstFwAbCdEfGhIjKlMnO0100"]
+    unscoped = firmware_rows(await call(client, emu, "ListOTAFirmware"))
+    assert {f["FirmwareId"] for f in unscoped} == {MAKE_JOB_FIRMWARE, SPEC_FIRMWARE}
+    fw_only = await call(client, emu, "ListOTAFirmware", IotInstanceId="iot-cn-fwonly")
+    assert [f["FirmwareId"] for f in firmware_rows(fw_only)] == ["OtherFwAbCdEfGhIjKlMn0100"]
+    unknown = await call(client, emu, "ListOTAFirmware", IotInstanceId="iot-cn-unknown")
+    assert_business_error(unknown, "iot.system.InstanceNotFound")
+    # An instance known only from a firmware is known to QueryOTAJob too.
+    url, headers = v3_request(emu.base_url, {"JobId": EXAMPLE, "IotInstanceId": "iot-cn-fwonly"})
+    assert (await client.post(url, headers=headers)).json()["Code"] == "iot.ota.JobNotFound"
+
+
+async def test_list_jobs_by_firmware_newest_first(emu, client):
+    """ListOTAJobByFirmware pages the firmware's jobs newest UtcCreate first, with their fields."""
+    emu.qps = 0
+    emu.add_job(
+        fixtures.make_job("NewestJobAbCdEfGhIjKl0200", UtcCreate="2025-02-01T00:00:00.000Z")
+    )
+    expected = [j for j, job in emu.jobs.items() if job["FirmwareId"] == MAKE_JOB_FIRMWARE]
+    body = await call(client, emu, "ListOTAJobByFirmware", FirmwareId=MAKE_JOB_FIRMWARE)
+    assert (body["Total"], body["PageCount"], body["CurrentPage"]) == (len(expected), 1, 1)
+    found = job_rows(body)
+    # Ties on UtcCreate keep the order the jobs were added.
+    assert [r["JobId"] for r in found] == ["NewestJobAbCdEfGhIjKl0200", *expected[:-1]]
+    by_id = {r["JobId"]: r for r in found}
+    for job_id, row in by_id.items():
+        job = emu.jobs[job_id]
+        assert set(row) <= JOB_INFO_FIELDS
+        assert row == {k: job[k] for k in JOB_INFO_FIELDS if k in job}
+    assert "UtcStartTime" not in by_id[fixtures.PLANNED_JOB_ID]
+    assert by_id[fixtures.COMPLETED_JOB_ID]["UtcEndTime"]
+    assert "Tags" not in by_id[fixtures.VERIFY_JOB_ID]
+    assert by_id[fixtures.GRAY_JOB_ID]["Tags"] == {
+        "OtaTagDTO": [{"Key": "env", "Value": "beta"}, {"Key": "region", "Value": "ap-northeast-1"}]
+    }
+
+    page = await call(
+        client, emu, "ListOTAJobByFirmware", FirmwareId=MAKE_JOB_FIRMWARE, PageSize="3"
+    )
+    assert (page["PageCount"], len(job_rows(page))) == (math.ceil(len(expected) / 3), 3)
+    spec = await call(client, emu, "ListOTAJobByFirmware", FirmwareId=SPEC_FIRMWARE)
+    assert {r["JobId"] for r in job_rows(spec)} == {EXAMPLE, fixtures.EXAMPLE_JOB_ID_UNMASKED}
+    none = await call(client, emu, "ListOTAJobByFirmware", FirmwareId="NoSuchFirmware0100")
+    assert (none["Success"], none["Total"], job_rows(none)) == (True, 0, [])
+    missing = await api(client, emu, "ListOTAJobByFirmware")
+    assert '"FirmwareId"' in assert_gateway_error(missing, 400, "MissingParameter")["Message"]
+
+
+async def test_list_jobs_by_firmware_instance_scoping(emu, client):
+    """Only jobs of the request's scope are listed; an unknown instance is InstanceNotFound."""
+    emu.add_job(fixtures.make_job("InstJobAbCdEfGhIjKlMn0200"), instance_id=INSTANCE)
+    scoped = await call(
+        client, emu, "ListOTAJobByFirmware", FirmwareId=MAKE_JOB_FIRMWARE, IotInstanceId=INSTANCE
+    )
+    assert [r["JobId"] for r in job_rows(scoped)] == ["InstJobAbCdEfGhIjKlMn0200"]
+    unscoped = await call(client, emu, "ListOTAJobByFirmware", FirmwareId=MAKE_JOB_FIRMWARE)
+    assert "InstJobAbCdEfGhIjKlMn0200" not in {r["JobId"] for r in job_rows(unscoped)}
+    unknown = await call(
+        client, emu, "ListOTAJobByFirmware", FirmwareId=MAKE_JOB_FIRMWARE, IotInstanceId="iot-x"
+    )
+    assert_business_error(unknown, "iot.system.InstanceNotFound")
+
+
+async def test_list_jobs_by_device(emu, client):
+    """ListOTAJobByDevice lists the firmware's jobs of that product with a task for the device."""
+    emu.qps = 0
+    device = {"FirmwareId": SPEC_FIRMWARE, "ProductKey": "a19mzPZ****"}
+    body = await call(client, emu, "ListOTAJobByDevice", DeviceName="dev-000000", **device)
+    assert body["Success"] is True
+    assert {r["JobId"] for r in job_rows(body)} == {EXAMPLE, fixtures.EXAMPLE_JOB_ID_UNMASKED}
+    assert set(job_rows(body)[0]) <= JOB_INFO_FIELDS
+
+    emu.add_task(EXAMPLE, device_name="lab-gw <01>", status="FAILED")
+    hand = await call(client, emu, "ListOTAJobByDevice", DeviceName="lab-gw <01>", **device)
+    assert [r["JobId"] for r in job_rows(hand)] == [EXAMPLE]
+    assert (hand["Total"], hand["PageCount"]) == (1, 1)
+    beyond = await call(client, emu, "ListOTAJobByDevice", DeviceName="dev-000999", **device)
+    assert (beyond["Total"], job_rows(beyond)) == (0, [])
+    other_product = await call(
+        client,
+        emu,
+        "ListOTAJobByDevice",
+        DeviceName="dev-000000",
+        FirmwareId=SPEC_FIRMWARE,
+        ProductKey="a1Gw7Tk9Lmp",
+    )
+    assert other_product["Total"] == 0
+    gw = await call(
+        client,
+        emu,
+        "ListOTAJobByDevice",
+        DeviceName="dev-000015",
+        FirmwareId=MAKE_JOB_FIRMWARE,
+        ProductKey="a1Gw7Tk9Lmp",
+    )
+    # COMPLETED (20 tasks) is the only gateway job with a device dev-000015 (CANCELED: 12).
+    assert [r["JobId"] for r in job_rows(gw)] == [fixtures.COMPLETED_JOB_ID]
+
+
+@pytest.mark.parametrize("left_out", ["ProductKey", "DeviceName", "FirmwareId"])
+async def test_list_jobs_by_device_requires_its_parameters(emu, client, left_out):
+    """ProductKey, DeviceName and FirmwareId are each required (MissingParameter)."""
+    params = {"ProductKey": "a19mzPZ****", "DeviceName": "dev-000000", "FirmwareId": SPEC_FIRMWARE}
+    del params[left_out]
+    response = await api(client, emu, "ListOTAJobByDevice", **params)
+    assert f'"{left_out}"' in assert_gateway_error(response, 400, "MissingParameter")["Message"]
+
+
+async def test_list_jobs_by_device_instance_scoping(emu, client):
+    """An instance's jobs show only with its IotInstanceId."""
+    emu.add_job(fixtures.make_job("InstJobAbCdEfGhIjKlMn0200"), instance_id=INSTANCE)
+    device = {"FirmwareId": MAKE_JOB_FIRMWARE, "ProductKey": "a1Gw7Tk9Lmp"}
+    scoped = await call(
+        client, emu, "ListOTAJobByDevice", DeviceName="dev-000000", IotInstanceId=INSTANCE, **device
+    )
+    assert [r["JobId"] for r in job_rows(scoped)] == ["InstJobAbCdEfGhIjKlMn0200"]
+    unscoped = await call(client, emu, "ListOTAJobByDevice", DeviceName="dev-000000", **device)
+    assert "InstJobAbCdEfGhIjKlMn0200" not in {r["JobId"] for r in job_rows(unscoped)}
+    assert unscoped["Total"] > 0
+    unknown = await call(
+        client, emu, "ListOTAJobByDevice", DeviceName="dev-000000", IotInstanceId="x", **device
+    )
+    assert_business_error(unknown, "iot.system.InstanceNotFound")
+
+
+async def test_cancel_strategy_only_for_dynamic_jobs(emu, client):
+    """CancelOTAStrategyByJob records a DYNAMIC job; a STATIC one is iot.ota.JobNotDynamic."""
+    ok = await call(client, emu, "CancelOTAStrategyByJob", JobId=fixtures.GRAY_JOB_ID)
+    assert_write_ok(ok)
+    assert emu.canceled_strategies == {fixtures.GRAY_JOB_ID}
+    static = await call(client, emu, "CancelOTAStrategyByJob", JobId=EXAMPLE)
+    assert_business_error(static, "iot.ota.JobNotDynamic")
+    assert emu.canceled_strategies == {fixtures.GRAY_JOB_ID}
+    unknown = await call(client, emu, "CancelOTAStrategyByJob", JobId="NoSuchJobAbCdEfGh0200")
+    assert_business_error(unknown, "iot.ota.JobNotFound")
+    missing = await api(client, emu, "CancelOTAStrategyByJob")
+    assert '"JobId"' in assert_gateway_error(missing, 400, "MissingParameter")["Message"]
+
+
+async def test_cancel_strategy_instance_scoping(emu, client):
+    """CancelOTAStrategyByJob scopes its JobId like QueryOTAJob."""
+    job_id = "InstDynAbCdEfGhIjKlMn0200"
+    emu.add_job(fixtures.make_job(job_id, SelectionType="DYNAMIC"), instance_id=INSTANCE)
+    wrong = await call(client, emu, "CancelOTAStrategyByJob", JobId=job_id)
+    assert_business_error(wrong, "iot.system.InstanceNotFound")
+    assert emu.canceled_strategies == set()
+    ok = await call(client, emu, "CancelOTAStrategyByJob", JobId=job_id, IotInstanceId=INSTANCE)
+    assert_write_ok(ok)
+    assert emu.canceled_strategies == {job_id}
+
+
+async def test_cancel_tasks_moves_the_flagged_statuses(emu, client):
+    """Each Cancel*Task flag moves its status to CANCELED, stamped and described."""
+    emu.qps = 0  # task_totals makes seven calls per reading
+    emu.clock = clock = FakeClock()
+    counts = {s: 3 for s in fixtures.TASK_STATUSES}
+    emu.set_tasks(EXAMPLE, counts)
+    flags = {"CancelQueuedTask": "true", "CancelInProgressTask": "TRUE"}
+    body = await call(client, emu, "CancelOTATaskByJob", JobId=EXAMPLE, **flags)
+    assert_write_ok(body)
+    assert await task_totals(client, emu, EXAMPLE) == {
+        **counts,
+        "QUEUED": 0,
+        "IN_PROGRESS": 0,
+        "CANCELED": 9,
+    }
+    canceled = rows(await list_tasks(client, emu, TaskStatus="CANCELED"))
+    by_device = {r["DeviceName"]: r for r in canceled}
+    moved = [by_device[f"dev-{i:06d}"] for i in (3, 4, 5, 9, 10, 11)]  # QUEUED, IN_PROGRESS
+    assert {(r["TaskDesc"], r["UtcModified"], r["Progress"]) for r in moved} == {
+        ("canceled by user", utc_text(clock.now), "0")
+    }
+    assert [r["DeviceName"] for r in canceled] == sorted(by_device)  # still in TaskId order
+
+    more = {
+        "CancelNotifiedTask": "true",
+        "CancelUnconfirmedTask": "true",
+        "CancelQueuedTask": "false",
+    }
+    assert_write_ok(await call(client, emu, "CancelOTATaskByJob", JobId=EXAMPLE, **more))
+    totals = await task_totals(client, emu, EXAMPLE)
+    assert (totals["CONFIRM"], totals["NOTIFIED"], totals["CANCELED"]) == (0, 0, 15)
+    assert (totals["SUCCEEDED"], totals["FAILED"]) == (3, 3)
+    assert emu.jobs[EXAMPLE]["JobStatus"] == "IN_PROGRESS"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {},
+        {name: "false" for name in ALL_CANCEL_FLAGS},
+        {"CancelQueuedTask": "yes"},
+        {"CancelQueuedTask": "true", "CancelNotifiedTask": "1"},
+    ],
+)
+async def test_cancel_tasks_needs_a_true_flag(emu, client, flags):
+    """No flag true, or a flag not true/false, is iot.check.InvalidFormattedParameter."""
+    before = emu.task_counts(EXAMPLE)
+    body = await call(client, emu, "CancelOTATaskByJob", JobId=EXAMPLE, **flags)
+    assert_business_error(body, "iot.check.InvalidFormattedParameter")
+    assert emu.task_counts(EXAMPLE) == before
+
+
+async def test_cancel_scheduled_cancels_a_planned_job(emu, client):
+    """CancelScheduledTask cancels a PLANNED job and its QUEUED/CONFIRM tasks; else no effect."""
+    emu.clock = clock = FakeClock()
+    emu.set_tasks(fixtures.PLANNED_JOB_ID, {"CONFIRM": 2, "QUEUED": 3, "SUCCEEDED": 1})
+    body = await call(
+        client, emu, "CancelOTATaskByJob", JobId=fixtures.PLANNED_JOB_ID, CancelScheduledTask="true"
+    )
+    assert_write_ok(body)
+    job = (await query_job(client, emu, fixtures.PLANNED_JOB_ID)).json()["Data"]
+    assert job["JobStatus"] == "CANCELED"
+    assert job["UtcEndTime"] == job["UtcModified"] == utc_text(clock.now)
+    assert emu.task_counts(fixtures.PLANNED_JOB_ID) == {
+        **{s: 0 for s in fixtures.TASK_STATUSES},
+        "SUCCEEDED": 1,
+        "CANCELED": 5,
+    }
+    assert emu.task_status_of(fixtures.PLANNED_JOB_ID, "dev-000000") == "CANCELED"
+
+    before = emu.task_counts(EXAMPLE)
+    running = await call(
+        client, emu, "CancelOTATaskByJob", JobId=EXAMPLE, CancelScheduledTask="true"
+    )
+    assert_write_ok(running)
+    assert emu.task_counts(EXAMPLE) == before
+    assert emu.jobs[EXAMPLE]["JobStatus"] == "IN_PROGRESS"
+
+
+async def test_cancel_tasks_unknown_job_missing_id_and_instance(emu, client):
+    """CancelOTATaskByJob: JobId required, unknown is JobNotFound, scoped like QueryOTAJob."""
+    flag = {"CancelQueuedTask": "true"}
+    missing = await api(client, emu, "CancelOTATaskByJob", **flag)
+    assert '"JobId"' in assert_gateway_error(missing, 400, "MissingParameter")["Message"]
+    unknown = await call(client, emu, "CancelOTATaskByJob", JobId="NoSuchJobAbCdEfGh0200", **flag)
+    assert_business_error(unknown, "iot.ota.JobNotFound")
+    job_id = "InstJobAbCdEfGhIjKlMn0200"
+    emu.add_job(fixtures.make_job(job_id), instance_id=INSTANCE)
+    wrong = await call(client, emu, "CancelOTATaskByJob", JobId=job_id, **flag)
+    assert_business_error(wrong, "iot.system.InstanceNotFound")
+    assert emu.task_counts(job_id)["QUEUED"] > 0
+    ok = await call(client, emu, "CancelOTATaskByJob", JobId=job_id, IotInstanceId=INSTANCE, **flag)
+    assert_write_ok(ok)
+    assert emu.task_counts(job_id)["QUEUED"] == 0
+
+
+async def test_cancel_hundred_thousand_tasks(client):
+    """Canceling a 100,000-task job moves every cancelable task; counts and pages stay right."""
+    counts = {
+        "CONFIRM": 1_000,
+        "QUEUED": 30_000,
+        "NOTIFIED": 2_000,
+        "IN_PROGRESS": 7_000,
+        "SUCCEEDED": 55_000,
+        "FAILED": 4_000,
+        "CANCELED": 1_000,
+    }
+    async with IotEmulator(qps=0) as emu:
+        emu.set_tasks(EXAMPLE, counts)
+        emu.add_task(EXAMPLE, device_name="hand-made", status="QUEUED", src_version="0.1")
+        flags = {name: "true" for name in ALL_CANCEL_FLAGS}
+        assert_write_ok(await call(client, emu, "CancelOTATaskByJob", JobId=EXAMPLE, **flags))
+        expected = {
+            **{s: 0 for s in fixtures.TASK_STATUSES},
+            "SUCCEEDED": 55_000,
+            "FAILED": 4_000,
+            "CANCELED": 1_000 + 1_000 + 30_000 + 2_000 + 7_000 + 1,
+        }
+        assert await task_totals(client, emu, EXAMPLE) == expected
+        last = await list_tasks(
+            client, emu, TaskStatus="CANCELED", PageSize="100", CurrentPage="411"
+        )
+        assert [r["DeviceName"] for r in rows(last)] == ["hand-made"]
+        assert (rows(last)[0]["TaskDesc"], rows(last)[0]["SrcVersion"]) == (
+            "canceled by user",
+            "0.1",
+        )
+        ids = [
+            r["TaskId"]
+            for r in rows(await list_tasks(client, emu, TaskStatus="CANCELED", PageSize="100"))
+        ]
+        assert ids == sorted(ids)
+        # Laid out in TASK_STATUSES order: dev-000000 was CONFIRM, dev-095000 the first FAILED.
+        assert emu.task_status_of(EXAMPLE, "dev-000000") == "CANCELED"
+        assert emu.task_status_of(EXAMPLE, "dev-095000") == "FAILED"
+
+
+async def test_reupgrade_moves_failed_tasks_back_to_queued(emu, client):
+    """ReupgradeOTATask queues FAILED/CANCELED tasks again; ListOTATaskByJob counts follow."""
+    emu.qps = 0  # task_totals makes seven calls per reading
+    emu.clock = clock = FakeClock()
+    job_id = fixtures.HOSTILE_JOB_ID  # NeedConfirm false
+    emu.set_tasks(job_id, {"SUCCEEDED": 2, "FAILED": 3, "CANCELED": 2})
+    failed = rows(await list_tasks(client, emu, job_id, TaskStatus="FAILED"))
+    canceled = rows(await list_tasks(client, emu, job_id, TaskStatus="CANCELED"))
+    chosen = [failed[0]["TaskId"], failed[2]["TaskId"], canceled[1]["TaskId"]]
+    clock.now += 60
+    ids = {f"TaskId.{n}": task_id for n, task_id in enumerate(chosen, 1)}
+    body = await call(client, emu, "ReupgradeOTATask", JobId=job_id, **ids)
+    assert_write_ok(body)
+    assert await task_totals(client, emu, job_id) == {
+        **{s: 0 for s in fixtures.TASK_STATUSES},
+        "SUCCEEDED": 2,
+        "FAILED": 1,
+        "CANCELED": 1,
+        "QUEUED": 3,
+    }
+    queued = rows(await list_tasks(client, emu, job_id, TaskStatus="QUEUED"))
+    assert [r["TaskId"] for r in queued] == sorted(chosen)
+    assert {(r["TaskDesc"], r["UtcModified"], r["Progress"]) for r in queued} == {
+        ("", utc_text(clock.now), "0")
+    }
+    assert emu.task_status_of(job_id, failed[1]["DeviceName"]) == "FAILED"
+
+    # Canceled by the API, then re-upgraded: TaskDesc "canceled by user" is cleared.
+    flag = {"CancelQueuedTask": "true"}
+    assert_write_ok(await call(client, emu, "CancelOTATaskByJob", JobId=job_id, **flag))
+    again = await call(client, emu, "ReupgradeOTATask", JobId=job_id, **{"TaskId.1": chosen[0]})
+    assert_write_ok(again)
+    [row] = rows(await list_tasks(client, emu, job_id, TaskStatus="QUEUED"))
+    assert (row["TaskId"], row["TaskDesc"]) == (chosen[0], "")
+
+
+async def test_reupgrade_of_a_confirm_job_needs_confirmation_again(emu, client):
+    """With NeedConfirm true (the spec example), re-upgraded tasks go to CONFIRM."""
+    assert fixtures.SPEC_EXAMPLE["NeedConfirm"] is True
+    [task] = rows(await list_tasks(client, emu, TaskStatus="FAILED", PageSize="1"))
+    before = emu.task_counts(EXAMPLE)
+    body = await call(
+        client, emu, "ReupgradeOTATask", JobId=EXAMPLE, **{"TaskId.1": task["TaskId"]}
+    )
+    assert_write_ok(body)
+    assert emu.task_status_of(EXAMPLE, task["DeviceName"]) == "CONFIRM"
+    after = emu.task_counts(EXAMPLE)
+    assert (after["FAILED"], after["CONFIRM"]) == (before["FAILED"] - 1, before["CONFIRM"] + 1)
+
+
+async def test_reupgrade_task_id_count_and_status_errors(emu, client):
+    """0 or 11 TaskIds: InvalidFormattedParameter; a task not FAILED/CANCELED or not in the
+    job: iot.ota.TaskStatusError; the call is all or nothing."""
+    emu.qps = 0
+    job_id = fixtures.HOSTILE_JOB_ID
+    emu.set_tasks(job_id, {"SUCCEEDED": 1, "FAILED": 12})
+    failed = [
+        r["TaskId"]
+        for r in rows(await list_tasks(client, emu, job_id, TaskStatus="FAILED", PageSize="20"))
+    ]
+    [succeeded] = [
+        r["TaskId"] for r in rows(await list_tasks(client, emu, job_id, TaskStatus="SUCCEEDED"))
+    ]
+
+    async def reupgrade(*task_ids: str, job: str = job_id) -> dict[str, Any]:
+        ids = {f"TaskId.{n}": task_id for n, task_id in enumerate(task_ids, 1)}
+        return await call(client, emu, "ReupgradeOTATask", JobId=job, **ids)
+
+    assert_business_error(await reupgrade(), "iot.check.InvalidFormattedParameter")
+    assert_business_error(await reupgrade(*failed[:11]), "iot.check.InvalidFormattedParameter")
+    assert_business_error(await reupgrade(failed[0], succeeded), "iot.ota.TaskStatusError")
+    [example_task] = rows(await list_tasks(client, emu, TaskStatus="FAILED", PageSize="1"))
+    assert_business_error(
+        await reupgrade(failed[0], example_task["TaskId"]), "iot.ota.TaskStatusError"
+    )
+    assert_business_error(await reupgrade("not-a-task-id"), "iot.ota.TaskStatusError")
+    beyond = failed[-1][:-8] + "00000099"  # the job's stem, an index it does not have
+    assert_business_error(await reupgrade(beyond), "iot.ota.TaskStatusError")
+    assert emu.task_counts(job_id)["FAILED"] == 12  # nothing moved
+
+    assert_write_ok(await reupgrade(*failed[:10]))
+    assert emu.task_counts(job_id)["QUEUED"] == 10
+    assert_business_error(await reupgrade(failed[0]), "iot.ota.TaskStatusError")  # now QUEUED
+    missing = await api(client, emu, "ReupgradeOTATask", **{"TaskId.1": failed[10]})
+    assert '"JobId"' in assert_gateway_error(missing, 400, "MissingParameter")["Message"]
+
+
+async def test_reupgrade_instance_scoping(emu, client):
+    """ReupgradeOTATask scopes its JobId like QueryOTAJob."""
+    job_id = "InstJobAbCdEfGhIjKlMn0200"
+    emu.add_job(fixtures.make_job(job_id), instance_id=INSTANCE)
+    [task] = rows(
+        await list_tasks(client, emu, job_id, TaskStatus="FAILED", IotInstanceId=INSTANCE)
+    )
+    ids = {"TaskId.1": task["TaskId"]}
+    wrong = await call(client, emu, "ReupgradeOTATask", JobId=job_id, **ids)
+    assert_business_error(wrong, "iot.system.InstanceNotFound")
+    other = await call(
+        client, emu, "ReupgradeOTATask", JobId=job_id, IotInstanceId="iot-cn-unknown", **ids
+    )
+    assert_business_error(other, "iot.system.InstanceNotFound")
+    assert emu.task_status_of(job_id, task["DeviceName"]) == "FAILED"
+    ok = await call(client, emu, "ReupgradeOTATask", JobId=job_id, IotInstanceId=INSTANCE, **ids)
+    assert_write_ok(ok)
+    assert emu.task_status_of(job_id, task["DeviceName"]) == "QUEUED"
+
+
+async def test_task_status_of_control(emu):
+    """task_status_of reads one device's status; KeyError for an unknown job or device."""
+    emu.set_tasks(EXAMPLE, {"QUEUED": 1, "FAILED": 1})
+    assert emu.task_status_of(EXAMPLE, "dev-000001") == "FAILED"
+    with pytest.raises(KeyError):
+        emu.task_status_of(EXAMPLE, "dev-000002")
+    with pytest.raises(KeyError):
+        emu.task_status_of("NoSuchJob", "dev-000000")
+
+
+@pytest.mark.parametrize(("action", "quota"), [("CancelOTATaskByJob", 5), ("ReupgradeOTATask", 20)])
+async def test_write_actions_have_fixed_quotas(emu, client, action, quota):
+    """CancelOTATaskByJob allows 5 calls a second and ReupgradeOTATask 20, whatever qps says;
+    a business error still takes its slot (the call ran)."""
+    emu.qps = 0
+    responses = await asyncio.gather(
+        *(api(client, emu, action, JobId=EXAMPLE) for _ in range(quota + 1))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * quota + [400]
+    [throttled] = [r for r in responses if r.status_code == 400]
+    assert_gateway_error(throttled, 400, "Throttling.User")
+    assert emu.count(action, code="iot.check.InvalidFormattedParameter") == quota
+
+
+async def test_new_list_actions_follow_qps(emu, client):
+    """ListOTAFirmware and the job lists take the qps setting, each in its own window."""
+    emu.qps = 1
+    assert (await call(client, emu, "ListOTAFirmware"))["Success"] is True
+    assert_gateway_error(await api(client, emu, "ListOTAFirmware"), 400, "Throttling.User")
+    by_fw = await call(client, emu, "ListOTAJobByFirmware", FirmwareId=SPEC_FIRMWARE)
+    assert by_fw["Success"] is True
+
+
+async def test_fail_next_applies_to_write_actions(emu, client):
+    """A scripted failure for CancelOTATaskByJob answers for it and changes nothing."""
+    emu.fail_next("internal", action="CancelOTATaskByJob")
+    before = emu.task_counts(EXAMPLE)
+    flag = {"CancelQueuedTask": "true"}
+    response = await api(client, emu, "CancelOTATaskByJob", JobId=EXAMPLE, **flag)
+    assert_gateway_error(response, 500, "InternalError")
+    assert emu.task_counts(EXAMPLE) == before
+    assert_write_ok(await call(client, emu, "CancelOTATaskByJob", JobId=EXAMPLE, **flag))
+    assert emu.task_counts(EXAMPLE)["QUEUED"] == 0
+    assert [c.scripted for c in emu.calls] == ["internal", None]

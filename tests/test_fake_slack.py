@@ -2,6 +2,7 @@
 
 import json
 import time
+from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
@@ -12,7 +13,16 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes import FakeSlack, block_action_body, signed_request, slash_command_body
+from tests.fakes import (
+    FakeSlack,
+    app_home_opened_event,
+    app_mention_event,
+    block_action_body,
+    event_body,
+    signed_request,
+    slash_command_body,
+    view_submission_body,
+)
 
 SECRET = "shhh"
 
@@ -93,12 +103,74 @@ async def test_wait_for_posts_times_out_with_assertion(fake):
 
 
 async def test_files_upload_v2_end_to_end(fake, client):
-    """files_upload_v2 completes against the fake and the uploaded bytes are stored."""
+    """files_upload_v2 (getUploadURLExternal, POST, completeUploadExternal) records the file."""
     csv = "device,status\nd1,ok\n"
-    resp = await client.files_upload_v2(channel="C1", filename="r.csv", content=csv, title="R")
+    resp = await client.files_upload_v2(
+        channel="C1",
+        content=csv,
+        filename="r.csv",
+        title="R",
+        initial_comment="report",
+        thread_ts="1700000000.000100",
+    )
     file_id = resp["file"]["id"]
+    assert (resp["file"]["title"], resp["file"]["name"]) == ("R", "r.csv")
     assert fake.uploads[file_id] == csv.encode()
-    assert fake.calls_to("files.completeUploadExternal")[0].args["channel_id"] == "C1"
+    assert [c.method for c in fake.calls] == [
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+    assert fake.files == [
+        {
+            "id": file_id,
+            "title": "R",
+            "filename": "r.csv",
+            "channel_id": "C1",
+            "initial_comment": "report",
+            "thread_ts": "1700000000.000100",
+            "content": csv.encode(),
+        }
+    ]
+
+    untitled = await client.files_upload_v2(channel="U9", content=b"\x00\x01", filename="b.bin")
+    assert untitled["file"]["title"] == "b.bin"
+    assert fake.files[-1] | {"id": "x"} == {
+        "id": "x",
+        "title": "b.bin",
+        "filename": "b.bin",
+        "channel_id": "U9",
+        "initial_comment": None,
+        "thread_ts": None,
+        "content": b"\x00\x01",
+    }
+
+
+async def test_files_upload_v2_refused_where_the_bot_cannot_post(fake, client):
+    """completeUploadExternal follows chat.postMessage: not_in_channel, is_archived, not found."""
+    fake.add_channel("C9", is_member=False)
+    fake.add_channel("C8", is_archived=True)
+    fake.remove_channel("C7")
+    for channel, error in (
+        ("C9", "not_in_channel"),
+        ("C8", "is_archived"),
+        ("C7", "channel_not_found"),
+    ):
+        with pytest.raises(SlackApiError, match=error):
+            await client.files_upload_v2(channel=channel, content="x", filename="x.txt")
+    assert fake.files == []
+    assert [c.error for c in fake.calls_to("files.completeUploadExternal")] == [
+        "not_in_channel",
+        "is_archived",
+        "channel_not_found",
+    ]
+    await client.conversations_join(channel="C9")
+    assert (await client.files_upload_v2(channel="C9", content="x", filename="x.txt"))["ok"]
+    assert [f["channel_id"] for f in fake.files] == ["C9"]
+
+    with pytest.raises(SlackApiError, match="file_not_found"):
+        await client.files_completeUploadExternal(files=[{"id": "F404", "title": "t"}])
+    with pytest.raises(SlackApiError, match="file_not_found"):  # a file completes only once
+        await client.files_completeUploadExternal(files=[{"id": fake.files[0]["id"]}])
 
 
 async def test_missing_or_unknown_token_is_refused(fake):
@@ -375,3 +447,233 @@ async def test_wait_for_messages(fake, client):
     assert [m["text"] for m in await fake.wait_for_messages("C1")] == ["a"]
     with pytest.raises(AssertionError, match="got 1"):
         await fake.wait_for_messages("C1", 2, timeout=0.1)
+
+
+# ---- modals, Home tabs, user groups and ephemeral messages ---------------------------------
+MODAL = {
+    "type": "modal",
+    "callback_id": "new_watch",
+    "title": {"type": "plain_text", "text": "Watch"},
+    "blocks": [{"type": "input", "block_id": "b", "element": {"type": "plain_text_input"}}],
+}
+HOME = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]}
+
+
+async def test_views_open_and_update(fake, client):
+    """views.open answers and keeps the view; a trigger ID works once; views.update replaces."""
+    opened = await client.views_open(trigger_id="t1", view=MODAL)
+    view_id = opened["view"]["id"]
+    assert view_id.startswith("V") and opened["view"] == {"id": view_id, **MODAL}
+    assert fake.views == {view_id: {"id": view_id, **MODAL}}
+
+    for trigger_id in ("t1", ""):
+        with pytest.raises(SlackApiError, match="invalid_trigger_id"):
+            await client.views_open(trigger_id=trigger_id, view=MODAL)
+    async with aiohttp.ClientSession() as http:  # no trigger_id at all
+        data = {"view": json.dumps(MODAL), "token": "xoxb-test"}
+        async with http.post(fake.api_url + "views.open", data=data) as resp:
+            assert (await resp.json())["error"] == "invalid_trigger_id"
+    with pytest.raises(SlackApiError, match="invalid_arguments"):
+        await client.views_open(trigger_id="t2", view={"blocks": []})
+    assert (await client.views_open(trigger_id="t2", view=MODAL))["ok"]  # t2 was not used up
+    assert len(fake.views) == 2
+
+    done = MODAL | {"blocks": [], "title": {"type": "plain_text", "text": "Done"}}
+    updated = await client.views_update(view_id=view_id, view=done)
+    assert updated["view"] == {"id": view_id, **done} and fake.views[view_id]["blocks"] == []
+    with pytest.raises(SlackApiError, match="not_found"):
+        await client.views_update(view_id="V404", view=done)
+
+
+async def test_views_publish_keeps_home_per_user(fake, client):
+    """views.publish keeps each user's Home tab in fake.home; republishing keeps its view ID."""
+    first = await client.views_publish(user_id="U1", view=HOME)
+    view_id = first["view"]["id"]
+    assert fake.home == {"U1": {"id": view_id, **HOME}}
+    again = HOME | {"blocks": []}
+    assert (await client.views_publish(user_id="U1", view=again))["view"]["id"] == view_id
+    await client.views_publish(user_id="U2", view=HOME)
+    assert fake.home["U1"]["blocks"] == [] and fake.home["U2"]["blocks"] == HOME["blocks"]
+    assert fake.home["U2"]["id"] != view_id and fake.views == {}
+
+    await client.views_update(view_id=view_id, view=HOME)  # views.update reaches Home tabs too
+    assert fake.home["U1"]["blocks"] == HOME["blocks"]
+
+
+async def test_usergroups_users_list(fake, client):
+    """usergroups.users.list answers from fake.usergroups; unknown groups are no_such_subteam."""
+    fake.usergroups["S1"] = ["U1", "U2"]
+    assert (await client.usergroups_users_list(usergroup="S1"))["users"] == ["U1", "U2"]
+    fake.usergroups["S1"].append("U3")
+    assert (await client.usergroups_users_list(usergroup="S1"))["users"] == ["U1", "U2", "U3"]
+    with pytest.raises(SlackApiError, match="no_such_subteam"):
+        await client.usergroups_users_list(usergroup="S404")
+
+
+async def test_post_ephemeral(fake, client):
+    """chat.postEphemeral stores the message for one user, refused like chat.postMessage."""
+    blocks = [{"type": "divider"}]
+    resp = await client.chat_postEphemeral(
+        channel="C1", user="U1", text="only you", blocks=blocks, thread_ts="1700000000.000100"
+    )
+    assert resp["message_ts"]
+    await client.chat_postEphemeral(channel="U1", user="U1", text="in a DM")
+    assert fake.ephemerals == [
+        {
+            "channel": "C1",
+            "user": "U1",
+            "text": "only you",
+            "blocks": blocks,
+            "thread_ts": "1700000000.000100",
+        },
+        {"channel": "U1", "user": "U1", "text": "in a DM", "blocks": [], "thread_ts": None},
+    ]
+    assert fake.messages("C1") == []  # ephemerals are not in the channel's history
+
+    fake.add_channel("C2", members=("U1",))
+    fake.add_channel("C9", is_member=False)
+    fake.add_channel("C8", is_archived=True)
+    fake.remove_channel("C7")
+    for channel, user, error in (
+        ("C2", "U2", "user_not_in_channel"),
+        ("C9", "U1", "not_in_channel"),
+        ("C8", "U1", "is_archived"),
+        ("C7", "U1", "channel_not_found"),
+    ):
+        with pytest.raises(SlackApiError, match=error):
+            await client.chat_postEphemeral(channel=channel, user=user, text="x")
+    assert len(fake.ephemerals) == 2
+    assert (await client.chat_postEphemeral(channel="C2", user="U1", text="x"))["ok"]
+
+
+# ---- request bodies for in-process Bolt dispatch --------------------------------------------
+def _payload(body: str) -> dict:
+    return json.loads(parse_qs(body)["payload"][0])
+
+
+def test_body_builders_shapes():
+    """The builders give Slack's shapes; a view container has no channel nor response_url."""
+    home = _payload(
+        block_action_body(
+            "refresh",
+            "v",
+            container={"type": "view", "view_id": "V1"},
+            response_url=None,
+            trigger_id="9.9.9",
+        )
+    )
+    assert home["container"] == {"type": "view", "view_id": "V1"}
+    assert home["view"]["id"] == "V1" and home["trigger_id"] == "9.9.9"
+    assert "channel" not in home and "response_url" not in home
+
+    in_message = _payload(block_action_body("a", "v", response_url="http://x/r"))
+    assert in_message["container"]["type"] == "message"
+    assert (in_message["channel"]["id"], in_message["response_url"]) == ("C123", "http://x/r")
+
+    values = {"b": {"a": {"type": "plain_text_input", "value": "42"}}}
+    submitted = _payload(view_submission_body("cb", private_metadata="m", values=values))
+    assert submitted["type"] == "view_submission"
+    view = submitted["view"]
+    assert (view["id"], view["callback_id"], view["private_metadata"]) == ("V0001", "cb", "m")
+    assert view["state"]["values"] == values and submitted["user"]["id"] == "U123"
+
+    mention = app_mention_event("<@UBOT> hi", thread_ts="1.000001")
+    envelope = json.loads(event_body(mention, event_id="Ev9"))
+    assert envelope["type"] == "event_callback" and envelope["event"] == mention
+    assert (envelope["event_id"], envelope["team_id"], envelope["api_app_id"]) == (
+        "Ev9",
+        "T0001",
+        "A0001",
+    )
+    assert envelope["authorizations"][0] | {"enterprise_id": "x"} == {
+        "enterprise_id": "x",
+        "team_id": "T0001",
+        "user_id": "UBOT",
+        "is_bot": True,
+        "is_enterprise_install": False,
+    }
+    assert (mention["user"], mention["channel"], mention["thread_ts"]) == (
+        "U123",
+        "C123",
+        "1.000001",
+    )
+    assert "thread_ts" not in app_mention_event("x")
+    opened = app_home_opened_event("U7", tab="messages")
+    assert (opened["type"], opened["user"], opened["tab"]) == ("app_home_opened", "U7", "messages")
+
+
+async def test_modal_flow_through_bolt(fake, client):
+    """A command opens a modal with its trigger_id; the submission answers ephemerally."""
+    app = AsyncApp(client=client, signing_secret=SECRET)
+
+    @app.command("/otajob")
+    async def on_command(ack, body, client):
+        await ack()
+        await client.views_open(trigger_id=body["trigger_id"], view=MODAL)
+
+    @app.view("new_watch")
+    async def on_submit(ack, view, body, client):
+        await ack()
+        value = view["state"]["values"]["b"]["a"]["value"]
+        channel = view["private_metadata"]
+        await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=value)
+
+    body = slash_command_body("new", response_url=fake.response_url(), trigger_id="tr-1")
+    assert (await app.async_dispatch(signed_request(body, SECRET))).status == 200
+    (call,) = await fake.wait_for_calls("views.open")
+    assert call.error is None and call.args["trigger_id"] == "tr-1" and len(fake.views) == 1
+
+    values = {"b": {"a": {"type": "plain_text_input", "value": "watch 42"}}}
+    body = view_submission_body("new_watch", private_metadata="C1", values=values)
+    assert (await app.async_dispatch(signed_request(body, SECRET))).status == 200
+    await fake.wait_for_calls("chat.postEphemeral")
+    assert fake.ephemerals[0] | {"blocks": None} == {
+        "channel": "C1",
+        "user": "U123",
+        "text": "watch 42",
+        "blocks": None,
+        "thread_ts": None,
+    }
+
+
+async def test_events_and_home_actions_through_bolt(fake, client):
+    """app_mention and app_home_opened events and a Home tab button dispatch through Bolt."""
+    app = AsyncApp(client=client, signing_secret=SECRET)
+
+    @app.event("app_mention")
+    async def on_mention(event, say):
+        await say(text=f"heard {event['text']}", thread_ts=event.get("thread_ts") or event["ts"])
+
+    @app.event("app_home_opened")
+    async def on_home(event, client):
+        await client.views_publish(user_id=event["user"], view=HOME)
+
+    @app.action("refresh")
+    async def on_refresh(ack, body, client):
+        await ack()
+        assert "response_url" not in body and body["container"]["type"] == "view"
+        await client.views_publish(user_id=body["user"]["id"], view=HOME | {"blocks": []})
+
+    def dispatch(body: str):
+        return app.async_dispatch(signed_request(body, SECRET, content_type="application/json"))
+
+    mention = app_mention_event("<@UBOT> status", channel="C1", ts="1700000000.000300")
+    assert (await dispatch(event_body(mention))).status == 200
+    (reply,) = await fake.wait_for_messages("C1")
+    assert (reply["text"], reply["thread_ts"]) == ("heard <@UBOT> status", "1700000000.000300")
+
+    assert (await dispatch(event_body(app_home_opened_event("U5"), event_id="Ev2"))).status == 200
+    await fake.wait_for_calls("views.publish")
+    assert fake.home["U5"]["blocks"] == HOME["blocks"]
+
+    view_id = fake.home["U5"]["id"]
+    body = block_action_body(
+        "refresh",
+        "",
+        user_id="U5",
+        container={"type": "view", "view_id": view_id},
+        response_url=None,
+    )
+    assert (await app.async_dispatch(signed_request(body, SECRET))).status == 200
+    await fake.wait_for_calls("views.publish", 2)
+    assert fake.home["U5"] == {"id": view_id, **HOME, "blocks": []}

@@ -53,7 +53,7 @@ async def test_migrations_are_idempotent(database_url) -> None:
     await add(first)
     await first.close()
     again = await Store.open(url)
-    assert await again.migrate() == 2
+    assert await again.migrate() == 3
     assert len(await again.live_watches()) == 1
     await again.close()
 

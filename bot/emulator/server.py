@@ -1,4 +1,4 @@
-"""A real HTTP server that answers like the IoT Platform gateway for the OTA read API.
+"""A real HTTP server that answers like the IoT Platform gateway for the OTA API.
 
 Order of checks for each API call (``POST /`` or ``GET /``, parameters in the query):
 signature (verify.py) -> nonce replay -> Version -> Action -> scripted failure (fail_next)
@@ -9,7 +9,9 @@ Scripted failures stand in for the gateway failing, so they take no slot either 
 "slow", which is a normal answer delivered late). Every API call is logged in ``calls``;
 the ``/_emulator/*`` control paths are neither signed nor logged.
 
-Actions: QueryOTAJob and ListOTATaskByJob (device tasks, held per job in ``tasks``).
+Actions: QueryOTAJob, ListOTATaskByJob (device tasks, held per job in ``tasks``),
+ListOTAFirmware, ListOTAJobByFirmware, ListOTAJobByDevice, and the write actions
+CancelOTAStrategyByJob, CancelOTATaskByJob and ReupgradeOTATask.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -62,14 +65,49 @@ DEMO_SECURITY_TOKEN = "CAISdemoOtajobEmulatorStsToken"
 
 FAILURE_KINDS = ("throttle", "server_error", "internal", "malformed", "business", "slow", "reset")
 SLOW_SECONDS = 30.0
-# Per-action quotas that do not follow the ``qps`` attribute (reference: quotas section).
-FIXED_QUOTAS = {"QueryOTAFirmware": 20.0, "CancelOTATaskByJob": 5.0}
+# Per-action quotas that do not follow the ``qps`` attribute (reference: quotas section;
+# ReupgradeOTATask's 20/s is from Alibaba's ReupgradeOTATask page). ``qps`` = 0 does not
+# lift these: they stand for the account's quota, not for the emulator's setting.
+FIXED_QUOTAS = {"QueryOTAFirmware": 20.0, "CancelOTATaskByJob": 5.0, "ReupgradeOTATask": 20.0}
 WELL_FORMED_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REDACTED = "<redacted>"
 MAX_PAGE_SIZE = 100
 # The reference lists iot.check.InvalidFormattedParameter among the documented codes.
 INVALID_FORMAT_CODE = "iot.check.InvalidFormattedParameter"
 GENERATED_DEVICE = re.compile(r"^dev-(\d{6,})$")
+# No public source names these codes; they are the emulator's choice. JobNotDynamic:
+# CancelOTAStrategyByJob on a STATIC job (only dynamic jobs have a strategy to cancel).
+# TaskStatusError: ReupgradeOTATask naming a TaskId that is not in the job, or a task that
+# is neither FAILED nor CANCELED.
+JOB_NOT_DYNAMIC_CODE = "iot.ota.JobNotDynamic"
+TASK_STATUS_CODE = "iot.ota.TaskStatusError"
+MAX_REUPGRADE_TASKS = 10
+CANCELED_DESC = "canceled by user"
+# CancelOTATaskByJob's flags -> the task statuses each one cancels. CancelScheduledTask
+# acts on the job instead: a PLANNED job is canceled with its QUEUED and CONFIRM tasks.
+CANCEL_FLAGS: dict[str, tuple[str, ...]] = {
+    "CancelQueuedTask": ("QUEUED",),
+    "CancelNotifiedTask": ("NOTIFIED",),
+    "CancelInProgressTask": ("IN_PROGRESS",),
+    "CancelUnconfirmedTask": ("CONFIRM",),
+    "CancelScheduledTask": (),
+}
+# SimpleOTAJobInfo (ListOTAJobByFirmware, ListOTAJobByDevice): the job's fields it carries,
+# each only when the job has it (UtcStartTime / UtcEndTime / Tags do not always apply).
+JOB_INFO_FIELDS = (
+    "JobId",
+    "JobStatus",
+    "JobType",
+    "FirmwareId",
+    "ProductKey",
+    "SelectionType",
+    "TargetSelection",
+    "Tags",
+    "UtcCreate",
+    "UtcModified",
+    "UtcStartTime",
+    "UtcEndTime",
+)
 
 
 @dataclass
@@ -147,6 +185,9 @@ class JobTasks:
     differs from the generated task (hand-made devices, TaskDesc, moves) is stored, so
     100,000 tasks cost a status list and per-status index lists. ``set_tasks`` lays the
     statuses out in TASK_STATUSES order with devices ``dev-000000``, ``dev-000001`` ...
+
+    Override dicts may be shared between tasks (move_many stamps every task it moves with
+    one dict): they are copied before being changed, never edited in place.
     """
 
     def __init__(
@@ -177,6 +218,17 @@ class JobTasks:
 
     def counts(self) -> dict[str, int]:
         return {status: len(self.by_status[status]) for status in TASK_STATUSES}
+
+    def status_of(self, i: int) -> str:
+        return self._status[i]
+
+    def index_of_task(self, task_id: str) -> int | None:
+        """The index of the task with ``task_id`` (stem + 8-digit index), None if not ours."""
+        suffix = task_id[len(self._stem) :]
+        if not task_id.startswith(self._stem) or not (suffix.isascii() and suffix.isdigit()):
+            return None
+        i = int(suffix)
+        return i if i < len(self._status) and self.task_id(i) == task_id else None
 
     def index_of(self, device_name: str) -> int | None:
         if device_name in self._devices:
@@ -224,12 +276,58 @@ class JobTasks:
         del old[bisect_left(old, i)]
         insort(self.by_status[status], i)
         self._status[i] = status
-        fields = self._overrides.setdefault(i, {})
+        fields = dict(self._overrides.get(i, {}))  # copied: move_many shares its stamp
         fields["UtcModified"] = now
         if desc is None:
             fields.pop("TaskDesc", None)
         else:
             fields["TaskDesc"] = desc
+        self._overrides[i] = fields
+
+    def move_statuses(
+        self, statuses: Iterable[str], status: str, desc: str | None, now: str
+    ) -> int:
+        """Move every task in one of ``statuses`` to ``status``; see move_many."""
+        wanted = [s for s in dict.fromkeys(statuses) if s != status]
+        for s in [*wanted, status]:
+            _check_task_status(s)
+        return self.move_many(
+            itertools.chain.from_iterable(self.by_status[s] for s in wanted), status, desc, now
+        )
+
+    def move_many(self, indices: Iterable[int], status: str, desc: str | None, now: str) -> int:
+        """Move tasks ``indices`` to ``status`` in one O(n) pass and return how many moved.
+
+        Unlike ``move`` (a bisect delete per task), the per-status index lists are rebuilt
+        once, so 100,000 tasks move in a few tens of milliseconds. Each moved task gets
+        UtcModified ``now`` and TaskDesc ``desc`` (None: the status's default); tasks with
+        no override share one stamp dict, so only what differs is stored. Tasks already in
+        ``status`` are left alone.
+        """
+        _check_task_status(status)
+        moving = sorted({i for i in indices if self._status[i] != status})
+        if not moving:
+            return 0
+        stamp = {"UtcModified": now} if desc is None else {"UtcModified": now, "TaskDesc": desc}
+        sources = set()
+        for i in moving:
+            sources.add(self._status[i])
+            self._status[i] = status
+            old = self._overrides.get(i)
+            if old is None or old.keys() <= _STAMP_KEYS:  # nothing of its own to keep
+                self._overrides[i] = stamp
+            else:
+                fields = {**old, **stamp}
+                if desc is None:
+                    fields.pop("TaskDesc", None)
+                self._overrides[i] = fields
+        for source in sources:
+            self.by_status[source] = [
+                i for i in self.by_status[source] if self._status[i] == source
+            ]
+        # Two sorted runs: Timsort merges them in linear time.
+        self.by_status[status] = sorted(self.by_status[status] + moving)
+        return len(moving)
 
     def task_id(self, i: int) -> str:
         return f"{self._stem}{i:08d}"
@@ -267,6 +365,36 @@ class JobTasks:
         }
 
 
+# What move_many writes on every task it moves.
+_STAMP_KEYS = frozenset({"UtcModified", "TaskDesc"})
+
+
+def _firmware_fields(
+    firmware_id: str, name: str, product_key: str, dest_version: str, created: str
+) -> dict[str, Any]:
+    """SimpleFirmwareInfo of a verified (Status 1) full package, size from the FirmwareId.
+
+    A full package (Type 0) has no version to update from: SrcVersion is "" (only
+    differential packages, Type 1, name one; add_firmware can give one).
+    """
+    digest = hashlib.sha256(firmware_id.encode()).hexdigest()
+    return {
+        "FirmwareId": firmware_id,
+        "FirmwareName": name,
+        "ProductKey": product_key,
+        "ProductName": PRODUCT_NAME,
+        "SrcVersion": "",
+        "DestVersion": dest_version,
+        "ModuleName": "default",
+        "Status": 1,
+        "Type": 0,
+        "FirmwareSize": 1_048_576 + int(digest[:6], 16) % 7_340_032,
+        "SignMethod": "MD5",
+        "UtcCreate": created,
+        "UtcModified": created,
+    }
+
+
 def _generated_name(i: int) -> str:
     return f"dev-{i:06d}"
 
@@ -295,30 +423,155 @@ def _progress(status: str, i: int) -> str:
 
 
 def _query_ota_job(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
-    return emu.find_job(params["JobId"], params.get("IotInstanceId") or None)
+    return emu.find_job(params["JobId"], _instance(params))
 
 
 def _list_ota_task_by_job(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
     status = params.get("TaskStatus") or None
     if status is not None and status not in TASK_STATUSES:
         raise BusinessError(INVALID_FORMAT_CODE, "The TaskStatus parameter is invalid.")
+    page, size = _paging(params)
+    job = emu.find_job(params["JobId"], _instance(params))
+    tasks = emu._tasks_of(params["JobId"])
+    selected = tasks.select(status, _flat_list(params, "DeviceNames"))
+    start = (page - 1) * size
+    rows = [tasks.render(job, i) for i in selected[start : start + size]]
+    return _page(len(selected), page, size, "Data", "SimpleOTATaskInfo", rows)
+
+
+def _list_ota_firmware(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
+    page, size = _paging(params)
+    product_key = params.get("ProductKey") or None
+    dest_version = params.get("DestVersion") or None
+    found = [
+        firmware
+        for firmware in emu.firmwares(_instance(params))
+        if (product_key is None or firmware.get("ProductKey") == product_key)
+        and (dest_version is None or firmware.get("DestVersion") == dest_version)
+    ]
+    start = (page - 1) * size
+    rows = found[start : start + size]
+    return _page(len(found), page, size, "FirmwareInfo", "SimpleFirmwareInfo", rows)
+
+
+def _list_ota_job_by_firmware(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
+    page, size = _paging(params)
+    firmware_id = params["FirmwareId"]
+    jobs = [
+        job
+        for _, job in emu.visible_jobs(_instance(params))
+        if job.get("FirmwareId") == firmware_id
+    ]
+    return _job_page(jobs, page, size)
+
+
+def _list_ota_job_by_device(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
+    page, size = _paging(params)
+    firmware_id, product_key = params["FirmwareId"], params["ProductKey"]
+    device_name = params["DeviceName"]
+    jobs = [
+        job
+        for job_id, job in emu.visible_jobs(_instance(params))
+        if job.get("FirmwareId") == firmware_id
+        and job.get("ProductKey") == product_key
+        and emu._tasks_of(job_id).index_of(device_name) is not None
+    ]
+    return _job_page(jobs, page, size)
+
+
+def _job_page(jobs: list[dict[str, Any]], page: int, size: int) -> dict[str, Any]:
+    """SimpleOTAJobInfo rows, newest UtcCreate first (ties: the order jobs were added)."""
+    newest = sorted(jobs, key=lambda job: job.get("UtcCreate") or "", reverse=True)
+    start = (page - 1) * size
+    rows = [
+        {k: job[k] for k in JOB_INFO_FIELDS if k in job} for job in newest[start : start + size]
+    ]
+    return _page(len(newest), page, size, "Data", "SimpleOTAJobInfo", rows)
+
+
+def _cancel_ota_strategy_by_job(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
+    job = emu.find_job(params["JobId"], _instance(params))
+    if job.get("SelectionType") != "DYNAMIC":
+        raise BusinessError(
+            JOB_NOT_DYNAMIC_CODE, "Only a dynamic OTA job has an upgrade strategy to cancel."
+        )
+    emu.canceled_strategies.add(params["JobId"])
+    return {}
+
+
+def _cancel_ota_task_by_job(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
+    flags = {name: _bool_param(params, name) for name in CANCEL_FLAGS}
+    if not any(flags.values()):
+        raise BusinessError(
+            INVALID_FORMAT_CODE, f"At least one of {', '.join(CANCEL_FLAGS)} must be true."
+        )
+    job_id = params["JobId"]
+    job = emu.find_job(job_id, _instance(params))
+    statuses = [s for name, on in flags.items() if on for s in CANCEL_FLAGS[name]]
+    if flags["CancelScheduledTask"] and job.get("JobStatus") == "PLANNED":
+        emu.set_status(job_id, "CANCELED")
+        statuses += ["QUEUED", "CONFIRM"]
+    now = utc_text(emu.clock())
+    emu._tasks_of(job_id).move_statuses(statuses, "CANCELED", CANCELED_DESC, now)
+    return {}
+
+
+def _reupgrade_ota_task(emu: IotEmulator, params: dict[str, str]) -> dict[str, Any]:
+    task_ids = _flat_list(params, "TaskId")
+    if not 1 <= len(task_ids) <= MAX_REUPGRADE_TASKS:
+        raise BusinessError(
+            INVALID_FORMAT_CODE, f"TaskId takes 1 to {MAX_REUPGRADE_TASKS} task IDs."
+        )
+    job_id = params["JobId"]
+    job = emu.find_job(job_id, _instance(params))
+    tasks = emu._tasks_of(job_id)
+    indices = []
+    for task_id in dict.fromkeys(task_ids):  # all checked before any task moves
+        i = tasks.index_of_task(task_id)
+        if i is None:
+            raise BusinessError(TASK_STATUS_CODE, f"The task {task_id} is not in this OTA job.")
+        if tasks.status_of(i) not in ("FAILED", "CANCELED"):
+            raise BusinessError(
+                TASK_STATUS_CODE, f"The task {task_id} is neither FAILED nor CANCELED."
+            )
+        indices.append(i)
+    # A job that needs confirmation sends re-upgraded tasks back to be confirmed.
+    status = "CONFIRM" if job.get("NeedConfirm") is True else "QUEUED"
+    tasks.move_many(indices, status, None, utc_text(emu.clock()))
+    return {}
+
+
+def _instance(params: dict[str, str]) -> str | None:
+    return params.get("IotInstanceId") or None
+
+
+def _paging(params: dict[str, str]) -> tuple[int, int]:
+    """(CurrentPage, PageSize), default (1, 10); InvalidPageParams outside 1.. and 1..100."""
     page = _page_param(params, "CurrentPage", 1)
     size = _page_param(params, "PageSize", 10)
     if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
         raise _invalid_page()
-    job = emu.find_job(params["JobId"], params.get("IotInstanceId") or None)
-    tasks = emu._tasks_of(params["JobId"])
-    selected = tasks.select(status, _flat_list(params, "DeviceNames"))
-    total = len(selected)
-    start = (page - 1) * size
-    rows = [tasks.render(job, i) for i in selected[start : start + size]]
+    return page, size
+
+
+def _page(
+    total: int, page: int, size: int, outer: str, inner: str, rows: list[Any]
+) -> dict[str, Any]:
     return {
         "Total": total,
         "PageSize": size,
         "PageCount": math.ceil(total / size),
         "CurrentPage": page,
-        "Data": {"SimpleOTATaskInfo": rows},
+        outer: {inner: rows},
     }
+
+
+def _bool_param(params: dict[str, str], name: str) -> bool:
+    """A "true"/"false" parameter (any case); absent or empty is false."""
+    value = (params.get(name) or "false").lower()
+    if value not in ("true", "false"):
+        raise BusinessError(INVALID_FORMAT_CODE, f"The {name} parameter is invalid.")
+    return value == "true"
 
 
 def _page_param(params: dict[str, str], name: str, default: int) -> int:
@@ -345,6 +598,21 @@ def _flat_list(params: dict[str, str], name: str) -> list[str]:
 ACTIONS: dict[str, ActionSpec] = {
     "QueryOTAJob": ActionSpec(_query_ota_job, required=("JobId",)),
     "ListOTATaskByJob": ActionSpec(_list_ota_task_by_job, required=("JobId",), envelope=True),
+    "ListOTAFirmware": ActionSpec(_list_ota_firmware, envelope=True),
+    "ListOTAJobByFirmware": ActionSpec(
+        _list_ota_job_by_firmware, required=("FirmwareId",), envelope=True
+    ),
+    "ListOTAJobByDevice": ActionSpec(
+        _list_ota_job_by_device,
+        required=("ProductKey", "DeviceName", "FirmwareId"),
+        envelope=True,
+    ),
+    # Write actions answer only RequestId and Success: their handlers return {}.
+    "CancelOTAStrategyByJob": ActionSpec(
+        _cancel_ota_strategy_by_job, required=("JobId",), envelope=True
+    ),
+    "CancelOTATaskByJob": ActionSpec(_cancel_ota_task_by_job, required=("JobId",), envelope=True),
+    "ReupgradeOTATask": ActionSpec(_reupgrade_ota_task, required=("JobId",), envelope=True),
 }
 
 
@@ -360,12 +628,23 @@ class IotEmulator:
     answered with a freshly minted IN_PROGRESS job (fixtures.make_job), stored so that
     set_status works on it afterwards: benchmarks can ask for as many jobs as they like.
 
+    List actions (ListOTAFirmware, ListOTAJobByFirmware, ListOTAJobByDevice) see only the
+    jobs and firmwares of the request's scope: an instance's with its IotInstanceId, the
+    unscoped ones without; an IotInstanceId no job or firmware has is InstanceNotFound.
+
     ``qps`` applies to QueryOTAJob, ListOTATaskByJob and every action without a fixed
-    quota (QueryOTAFirmware 20/s, CancelOTATaskByJob 5/s); 0 or math.inf disables it.
+    quota (QueryOTAFirmware and ReupgradeOTATask 20/s, CancelOTATaskByJob 5/s: these hold
+    even with ``qps`` 0); 0 or math.inf disables it.
 
     ``tasks`` holds each job's device tasks (JobTasks) for ListOTATaskByJob. add_job (and
     so each fixture and each auto_jobs job) gives a job fixtures.default_tasks(job);
-    set_tasks, add_task and set_task_status change them. Tasks do not follow set_status.
+    set_tasks, add_task and set_task_status change them, task_status_of reads one. Tasks do
+    not follow set_status. CancelOTATaskByJob and ReupgradeOTATask move tasks (and
+    CancelScheduledTask cancels a PLANNED job); CancelOTAStrategyByJob records the JobId in
+    ``canceled_strategies``.
+
+    Firmwares (ListOTAFirmware) are derived from the stored jobs, one per FirmwareId and
+    scope (see ``firmwares``), plus those given to add_firmware.
     """
 
     def __init__(
@@ -397,7 +676,9 @@ class IotEmulator:
         self.calls: list[Call] = []
         self.jobs: dict[str, dict] = {}
         self.tasks: dict[str, JobTasks] = {}
+        self.canceled_strategies: set[str] = set()  # JobIds, by CancelOTAStrategyByJob
         self._instance_of: dict[str, str | None] = {}
+        self._firmwares: dict[tuple[str | None, str], dict[str, Any]] = {}  # add_firmware
         for data in (default_jobs() if jobs is None else jobs).values():
             self.add_job(data)
         self._scripts: list[_Script] = []
@@ -497,6 +778,70 @@ class IotEmulator:
         """Move one device's task to ``status`` (``desc`` as for add_task), stamping it."""
         self._tasks_of(job_id).move(device_name, status, desc, utc_text(self.clock()))
 
+    def task_status_of(self, job_id: str, device_name: str) -> str:
+        """The TaskStatus of the device's task in the job; KeyError for no job or no task."""
+        tasks = self._tasks_of(job_id)
+        i = tasks.index_of(device_name)
+        if i is None:
+            raise KeyError(f"no task for device {device_name!r} in job {job_id}")
+        return tasks.status_of(i)
+
+    def add_firmware(self, data: dict, *, instance_id: str | None = None) -> dict[str, Any]:
+        """Store a firmware for ListOTAFirmware and return it as the API will show it.
+
+        ``data`` needs FirmwareId; missing SimpleFirmwareInfo fields get defaults
+        (UtcCreate and UtcModified: now). It replaces a firmware of the same FirmwareId in
+        the same scope, derived from the jobs or added before.
+        """
+        firmware_id = data["FirmwareId"]
+        now = utc_text(self.clock())
+        firmware = {
+            **_firmware_fields(firmware_id, firmware_id, "", "", now),
+            **data,
+        }
+        self._firmwares[(instance_id, firmware_id)] = firmware
+        return firmware
+
+    def firmwares(self, instance_id: str | None = None) -> list[dict[str, Any]]:
+        """SimpleFirmwareInfo of the scope's firmwares, newest UtcCreate first.
+
+        Each FirmwareId of the scope's jobs gives one firmware: ProductKey, DestVersion and
+        FirmwareName (the job's Name) from its earliest job (UtcCreate, then the order jobs
+        were added), whose UtcCreate it takes. add_firmware's firmwares replace or add to
+        those. InstanceNotFound (BusinessError) for an unknown ``instance_id``.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        oldest = sorted(
+            (job for _, job in self.visible_jobs(instance_id)),
+            key=lambda job: job.get("UtcCreate") or "",
+        )
+        for job in oldest:
+            firmware_id = job.get("FirmwareId")
+            if firmware_id and firmware_id not in found:
+                found[firmware_id] = _firmware_fields(
+                    firmware_id,
+                    job.get("Name") or firmware_id,
+                    job.get("ProductKey") or "",
+                    job.get("DestVersion") or "",
+                    job.get("UtcCreate") or "",
+                )
+        for (scope, firmware_id), firmware in self._firmwares.items():
+            if scope == instance_id:
+                found[firmware_id] = firmware
+        return sorted(found.values(), key=lambda f: f.get("UtcCreate") or "", reverse=True)
+
+    def visible_jobs(self, instance_id: str | None) -> list[tuple[str, dict[str, Any]]]:
+        """(JobId, job) of the scope's jobs in the order they were added.
+
+        InstanceNotFound (BusinessError) for an ``instance_id`` no job or firmware has.
+        """
+        self._check_instance(instance_id)
+        return [
+            (job_id, job)
+            for job_id, job in self.jobs.items()
+            if self._instance_of.get(job_id) == instance_id
+        ]
+
     def task_counts(self, job_id: str) -> dict[str, int]:
         """Per-status task counts of a job, every status present."""
         return self._tasks_of(job_id).counts()
@@ -552,14 +897,22 @@ class IotEmulator:
     def find_job(self, job_id: str, instance_id: str | None) -> dict[str, Any]:
         if job_id not in self.jobs and self.auto_jobs and WELL_FORMED_JOB_ID.match(job_id):
             self.add_job(make_job(job_id), instance_id=instance_id)
-        if instance_id is not None and instance_id not in self._instance_of.values():
-            raise _instance_not_found()
+        self._check_instance(instance_id)
         if job_id not in self.jobs:
             raise _job_not_found()
-        scope = self._instance_of[job_id]
+        scope = self._instance_of.get(job_id)  # a job put straight into ``jobs``: unscoped
         if scope != instance_id:
             raise _instance_not_found() if scope is not None else _job_not_found()
         return self.jobs[job_id]
+
+    def _check_instance(self, instance_id: str | None) -> None:
+        """InstanceNotFound for an IotInstanceId that no job or firmware was added under."""
+        if instance_id is None:
+            return
+        if instance_id not in self._instance_of.values() and not any(
+            scope == instance_id for scope, _ in self._firmwares
+        ):
+            raise _instance_not_found()
 
     # --- the API --------------------------------------------------------------------
 

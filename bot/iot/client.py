@@ -33,14 +33,34 @@ from .errors import (
     IotBadResponse,
     IotCredentialsError,
     IotError,
+    IotThrottled,
     IotTransportError,
     IotUnavailable,
     api_error,
 )
-from .models import TASK_STATUSES, JobResult, OtaJob, TaskCounts
+from .models import (
+    TASK_STATUSES,
+    Firmware,
+    JobResult,
+    JobSummary,
+    OtaJob,
+    OtaTask,
+    Page,
+    TaskCounts,
+)
 from .quota import Priority, SlidingWindowLimiter
 
 API_VERSION = "2018-01-20"
+MAX_PAGE_SIZE = 100
+REUPGRADE_BATCH = 10  # ReupgradeOTATask takes 1 to 10 TaskIds
+# Our names for CancelOTATaskByJob's flags.
+CANCEL_FLAGS = {
+    "queued": "CancelQueuedTask",
+    "notified": "CancelNotifiedTask",
+    "in_progress": "CancelInProgressTask",
+    "scheduled": "CancelScheduledTask",
+    "unconfirmed": "CancelUnconfirmedTask",
+}
 log = logging.getLogger(__name__)
 # httpx logs every request's full URL at INFO; with V2 signing that URL carries the
 # Signature and an STS SecurityToken. Keep that line out of any log.
@@ -135,11 +155,17 @@ class IotClient:
         self._nonce = nonce
 
     async def call(
-        self, action: str, params: dict[str, str], *, priority: Priority = Priority.PERSON
+        self,
+        action: str,
+        params: dict[str, str],
+        *,
+        priority: Priority = Priority.PERSON,
+        write: bool = False,
     ) -> dict[str, Any]:
-        """Call an API action; returns the response body of a successful call."""
+        """Call an API action; returns the response body of a successful call. A ``write``
+        is retried only when it surely did not run (throttled, or no connection made)."""
         retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, IotError) and e.retryable),
+            retry=retry_if_exception(_safe_to_retry_write if write else _retryable),
             wait=_WaitRetryAfterOrBackoff(self._retry),
             stop=stop_after_attempt(self._retry.attempts)
             | stop_before_delay(self._retry.total_seconds),
@@ -195,9 +221,7 @@ class IotClient:
         priority: Priority = Priority.PERSON,
     ) -> JobResult:
         params = {"JobId": job_id}
-        if instance_id:
-            params["IotInstanceId"] = instance_id
-        body = await self.call("QueryOTAJob", params, priority=priority)
+        body = await self.call("QueryOTAJob", _scoped(params, instance_id), priority=priority)
         data = body.get("Data") or {}
         if not isinstance(data, dict):
             raise IotBadResponse("InvalidResponse", "Data is not an object", body.get("RequestId"))
@@ -215,14 +239,138 @@ class IotClient:
         per status with PageSize=1, reading Total; the calls go concurrently."""
 
         async def one(status: str) -> tuple[str, int, str | None]:
-            params = {"JobId": job_id, "TaskStatus": status, "PageSize": "1", "CurrentPage": "1"}
-            if instance_id:
-                params["IotInstanceId"] = instance_id
-            body = await self.call("ListOTATaskByJob", params, priority=priority)
-            return status, int(body.get("Total") or 0), body.get("RequestId")
+            page = await self.list_tasks(
+                job_id, status=status, page=1, size=1, instance_id=instance_id, priority=priority
+            )
+            return status, page.total, page.request_id
 
         results = await asyncio.gather(*(one(s) for s in TASK_STATUSES))
         return TaskCounts(
             counts={status: total for status, total, _ in results},
             request_ids=[rid for _, _, rid in results if rid],
         )
+
+    async def list_tasks(
+        self,
+        job_id: str,
+        *,
+        status: str | None = None,
+        page: int = 1,
+        size: int = MAX_PAGE_SIZE,
+        instance_id: str | None = None,
+        priority: Priority = Priority.PERSON,
+    ) -> Page:
+        """One page of a batch's device tasks (``Page.items``: OtaTask), optionally of one
+        status. The API serves at most CurrentPage x PageSize <= 100,000."""
+        params = {"JobId": job_id, "CurrentPage": str(page), "PageSize": str(size)}
+        if status:
+            params["TaskStatus"] = status
+        body = await self.call("ListOTATaskByJob", _scoped(params, instance_id), priority=priority)
+        rows = _rows(body.get("Data"), "SimpleOTATaskInfo")
+        return Page(items=[OtaTask.parse(r) for r in rows], **_page_meta(body))
+
+    async def list_jobs_by_firmware(
+        self, firmware_id: str, *, page: int = 1, instance_id: str | None = None
+    ) -> Page:
+        """Batches of an update package (``Page.items``: JobSummary)."""
+        params = {"FirmwareId": firmware_id, "CurrentPage": str(page), "PageSize": "100"}
+        body = await self.call("ListOTAJobByFirmware", _scoped(params, instance_id))
+        rows = _rows(body.get("Data"), "SimpleOTAJobInfo")
+        return Page(items=[JobSummary.parse(r) for r in rows], **_page_meta(body))
+
+    async def list_jobs_by_device(
+        self,
+        product_key: str,
+        device_name: str,
+        firmware_id: str,
+        *,
+        page: int = 1,
+        instance_id: str | None = None,
+    ) -> Page:
+        """Batches of one update package that include a device (the API wants all three)."""
+        params = {
+            "ProductKey": product_key,
+            "DeviceName": device_name,
+            "FirmwareId": firmware_id,
+            "CurrentPage": str(page),
+            "PageSize": "100",
+        }
+        body = await self.call("ListOTAJobByDevice", _scoped(params, instance_id))
+        rows = _rows(body.get("Data"), "SimpleOTAJobInfo")
+        return Page(items=[JobSummary.parse(r) for r in rows], **_page_meta(body))
+
+    async def list_firmware(
+        self, product_key: str, *, page: int = 1, instance_id: str | None = None
+    ) -> Page:
+        """A product's update packages (``Page.items``: Firmware)."""
+        params = {"ProductKey": product_key, "CurrentPage": str(page), "PageSize": "100"}
+        body = await self.call("ListOTAFirmware", _scoped(params, instance_id))
+        rows = _rows(body.get("FirmwareInfo"), "SimpleFirmwareInfo")
+        return Page(items=[Firmware.parse(r) for r in rows], **_page_meta(body))
+
+    # --- write actions: never retried blindly (see _write) ---------------------------------
+
+    async def cancel_strategy(self, job_id: str, *, instance_id: str | None = None) -> str | None:
+        """Stop a dynamic batch from taking in more devices. Returns the RequestId."""
+        body = await self._write("CancelOTAStrategyByJob", {"JobId": job_id}, instance_id)
+        return body.get("RequestId")
+
+    async def cancel_tasks(
+        self, job_id: str, kinds: frozenset[str], *, instance_id: str | None = None
+    ) -> str | None:
+        """CancelOTATaskByJob for the named kinds of task (CANCEL_FLAGS). Returns the RequestId."""
+        unknown = kinds - CANCEL_FLAGS.keys()
+        if not kinds or unknown:
+            raise ValueError(
+                f"cancel kinds must be among {sorted(CANCEL_FLAGS)}: {sorted(unknown)}"
+            )
+        params = {"JobId": job_id} | {CANCEL_FLAGS[k]: "true" for k in sorted(kinds)}
+        body = await self._write("CancelOTATaskByJob", params, instance_id)
+        return body.get("RequestId")
+
+    async def reupgrade_tasks(
+        self, job_id: str, task_ids: list[str], *, instance_id: str | None = None
+    ) -> str | None:
+        """ReupgradeOTATask for up to 10 failed or canceled tasks. Returns the RequestId."""
+        if not 1 <= len(task_ids) <= REUPGRADE_BATCH:
+            raise ValueError(f"ReupgradeOTATask takes 1 to {REUPGRADE_BATCH} TaskIds")
+        params = {"JobId": job_id} | {f"TaskId.{i}": t for i, t in enumerate(task_ids, 1)}
+        body = await self._write("ReupgradeOTATask", params, instance_id)
+        return body.get("RequestId")
+
+    async def _write(
+        self, action: str, params: dict[str, str], instance_id: str | None
+    ) -> dict[str, Any]:
+        """A write is retried only when the gateway surely did not run it (throttled or
+        refused before the action): a timeout may hide a cancel that took effect."""
+        return await self.call(action, _scoped(params, instance_id), write=True)
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, IotError) and error.retryable
+
+
+def _safe_to_retry_write(error: BaseException) -> bool:
+    # A timeout or a 5xx may hide a cancel that took effect: the person decides again.
+    return isinstance(error, IotThrottled) or (
+        isinstance(error, IotTransportError) and error.code == "ConnectionError"
+    )
+
+
+def _scoped(params: dict[str, str], instance_id: str | None) -> dict[str, str]:
+    return params | {"IotInstanceId": instance_id} if instance_id else params
+
+
+def _rows(value: Any, inner: str) -> list[Any]:
+    """``{"SimpleOTATaskInfo": [...]}`` (or a bare list, or null) -> the list."""
+    if isinstance(value, dict):
+        value = value.get(inner)
+    return value if isinstance(value, list) else []
+
+
+def _page_meta(body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        total = int(body.get("Total") or 0)
+    except (TypeError, ValueError):
+        total = 0
+    return {"total": total, "request_id": body.get("RequestId")}

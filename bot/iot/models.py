@@ -8,7 +8,7 @@ Alibaba adds later is still shown rather than silently dropped.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_pascal
@@ -172,3 +172,96 @@ class TaskCounts(BaseModel):
 
     def of(self, status: str) -> int:
         return self.counts.get(status, 0)
+
+    @property
+    def finished(self) -> int:
+        """Devices whose update has an outcome: succeeded or failed."""
+        return self.of("SUCCEEDED") + self.of("FAILED")
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Failed among devices with an outcome; None before any device finished. Counting
+        against the whole fleet would hide a bad rollout behind the devices still queued."""
+        return self.of("FAILED") / self.finished if self.finished else None
+
+    @property
+    def done(self) -> int:
+        """Devices that will not change without someone acting: succeeded, failed, canceled."""
+        return self.finished + self.of("CANCELED")
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @classmethod
+    def parse(cls, data: Any) -> Self:
+        """Never fails: a field of an unexpected shape is dropped, not the whole row."""
+        data = dict(data) if isinstance(data, dict) else {}
+        for _ in range(len(data) + 1):
+            try:
+                return cls.model_validate(data)
+            except ValidationError as exc:
+                for error in exc.errors():
+                    if error["loc"]:
+                        data.pop(str(error["loc"][0]), None)
+        return cls()
+
+
+class OtaTask(_Lenient):
+    """One device's task in a batch (ListOTATaskByJob's SimpleOTATaskInfo)."""
+
+    task_id: str | None = None
+    task_status: str | None = None
+    task_desc: str | None = None  # the failure reason, for a failed device
+    progress: int | None = None
+    device_name: str | None = None
+    product_key: str | None = None
+    iot_id: str | None = None
+    src_version: str | None = None
+    dest_version: str | None = None
+    utc_create: datetime | None = None
+    utc_modified: datetime | None = None
+
+
+class JobSummary(_Lenient):
+    """A batch in a listing (SimpleOTAJobInfo)."""
+
+    job_id: str | None = None
+    job_status: str | None = None
+    job_type: str | None = None
+    firmware_id: str | None = None
+    product_key: str | None = None
+    selection_type: str | None = None
+    target_selection: str | None = None
+    utc_create: datetime | None = None
+    utc_modified: datetime | None = None
+    utc_start_time: datetime | None = None
+    utc_end_time: datetime | None = None
+
+    @property
+    def created_ts(self) -> float:
+        """For sorting newest first; a batch without a creation time sorts last."""
+        return self.utc_create.timestamp() if self.utc_create else 0.0
+
+
+class Firmware(_Lenient):
+    """An OTA update package (ListOTAFirmware's SimpleFirmwareInfo), as far as we use it."""
+
+    firmware_id: str | None = None
+    firmware_name: str | None = None
+    product_key: str | None = None
+    dest_version: str | None = None
+    utc_create: datetime | None = None
+
+
+class Page(BaseModel):
+    """One page of a listing, with the RequestId of the call that read it."""
+
+    items: list[Any]
+    total: int
+    request_id: str | None = None

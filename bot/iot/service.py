@@ -6,12 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from .client import IotClient
-from .models import JobResult, TaskCounts
+from .client import MAX_PAGE_SIZE, IotClient
+from .errors import IotError
+from .models import Firmware, JobResult, JobSummary, OtaTask, Page, TaskCounts
 from .quota import Priority
+
+# ListOTATaskByJob serves at most CurrentPage x PageSize <= 100,000 rows.
+API_ROW_LIMIT = 100_000
+# A bulk read (every failed device) keeps this many calls in flight: enough to use the
+# quota, few enough that another person's query waits behind a handful, not hundreds.
+BULK_CONCURRENCY = 4
+# A device's batches: the API lists them per update package, so the product's newest
+# packages are asked one by one, at most this many.
+DEVICE_FIRMWARE_LIMIT = 20
 
 T = TypeVar("T")
 
@@ -59,6 +72,35 @@ class CoalescingCache(Generic[T]):
             del self._inflight[flight]
 
 
+@dataclass(frozen=True)
+class Failures:
+    """A batch's failed devices as read: every one up to ``limit``."""
+
+    tasks: list[OtaTask]
+    total: int  # as the API counted them on the first page
+    request_ids: list[str]
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.tasks) < self.total
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """(TaskDesc, devices), most common first; ties by reason, for a stable order."""
+        counts = Counter((t.task_desc or "").strip() for t in self.tasks)
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@dataclass(frozen=True)
+class DeviceJobs:
+    """A device's batches across its product's newest update packages."""
+
+    jobs: list[JobSummary]
+    firmware_checked: int
+    firmware_total: int
+    request_ids: list[str]
+
+
 class OtaService:
     def __init__(
         self,
@@ -66,11 +108,18 @@ class OtaService:
         *,
         cache_seconds: float = 5.0,
         default_instance_id: str | None = None,
+        failed_max: int = 20_000,
+        listing_seconds: float = 60.0,
     ) -> None:
         self.client = client
         self.default_instance_id = default_instance_id
+        self.failed_max = min(failed_max, API_ROW_LIMIT)
         self._jobs: CoalescingCache[JobResult] = CoalescingCache(cache_seconds)
         self._counts: CoalescingCache[TaskCounts] = CoalescingCache(cache_seconds)
+        # Failure listings cost up to hundreds of calls; paging through one, or the CSV
+        # after it, must not read it all again. Refresh asks with fresh=True.
+        self._failures: CoalescingCache[Failures] = CoalescingCache(listing_seconds)
+        self._bulk = asyncio.Semaphore(BULK_CONCURRENCY)
 
     def instance_for(self, instance_id: str | None) -> str | None:
         """The instance a call goes to: the one named, else the configured default."""
@@ -107,3 +156,95 @@ class OtaService:
             fresh=fresh,
             lane=priority,
         )
+
+    async def failures(
+        self, job_id: str, instance_id: str | None = None, *, fresh: bool = False
+    ) -> Failures:
+        """Every failed device of a batch, up to ``failed_max``."""
+        instance = self.instance_for(instance_id)
+        return await self._failures.get(
+            ("failures", job_id, instance),
+            lambda: self._read_failures(job_id, instance),
+            fresh=fresh,
+        )
+
+    async def _read_failures(self, job_id: str, instance: str | None) -> Failures:
+        async def page(n: int) -> Page:
+            async with self._bulk:
+                return await self.client.list_tasks(
+                    job_id, status="FAILED", page=n, size=MAX_PAGE_SIZE, instance_id=instance
+                )
+
+        first = await page(1)
+        wanted = min(first.total, self.failed_max)
+        rest = await asyncio.gather(*(page(n) for n in range(2, -(-wanted // MAX_PAGE_SIZE) + 1)))
+        tasks: dict[str, OtaTask] = {}
+        request_ids = []
+        for p in (first, *rest):
+            request_ids.append(p.request_id or "")
+            for task in p.items:
+                # Pages are read while devices move: a device seen twice counts once.
+                tasks.setdefault(task.task_id or f"row{len(tasks)}", task)
+        return Failures(
+            tasks=list(tasks.values())[:wanted],
+            total=first.total,
+            request_ids=[r for r in request_ids if r],
+        )
+
+    async def jobs_by_firmware(self, firmware_id: str, instance_id: str | None = None) -> Page:
+        """A package's batches, newest first (the first 100)."""
+        page = await self.client.list_jobs_by_firmware(
+            firmware_id, instance_id=self.instance_for(instance_id)
+        )
+        page.items.sort(key=lambda j: j.created_ts, reverse=True)
+        return page
+
+    async def jobs_by_device(
+        self,
+        product_key: str,
+        device_name: str,
+        firmware_id: str | None = None,
+        instance_id: str | None = None,
+    ) -> DeviceJobs:
+        """ListOTAJobByDevice needs a FirmwareId: without one, ask about each of the
+        product's newest DEVICE_FIRMWARE_LIMIT packages, concurrently."""
+        instance = self.instance_for(instance_id)
+        request_ids: list[str] = []
+        if firmware_id:
+            firmware_ids, total = [firmware_id], 1
+        else:
+            listing = await self.client.list_firmware(product_key, instance_id=instance)
+            request_ids.append(listing.request_id or "")
+            packages: list[Firmware] = sorted(
+                (f for f in listing.items if f.firmware_id),
+                key=lambda f: f.utc_create.timestamp() if f.utc_create else 0.0,
+                reverse=True,
+            )
+            firmware_ids = [
+                f.firmware_id for f in packages[:DEVICE_FIRMWARE_LIMIT] if f.firmware_id
+            ]
+            total = listing.total
+
+        async def one(fid: str) -> Page:
+            async with self._bulk:
+                return await self.client.list_jobs_by_device(
+                    product_key, device_name, fid, instance_id=instance
+                )
+
+        pages = await asyncio.gather(*(one(f) for f in firmware_ids), return_exceptions=True)
+        errors = [r for r in pages if isinstance(r, BaseException)]
+        # One package's refusal (deleted meanwhile, say) must not hide the others' batches;
+        # only when every one was refused is that the answer.
+        if errors and (
+            len(errors) == len(pages) or not all(isinstance(e, IotError) for e in errors)
+        ):
+            raise errors[0]
+        jobs: dict[str, JobSummary] = {}
+        for result in pages:
+            if isinstance(result, BaseException):
+                continue
+            request_ids.append(result.request_id or "")
+            for job in result.items:
+                jobs.setdefault(job.job_id or f"row{len(jobs)}", job)
+        ordered = sorted(jobs.values(), key=lambda j: j.created_ts, reverse=True)
+        return DeviceJobs(ordered, len(firmware_ids), total, [r for r in request_ids if r])

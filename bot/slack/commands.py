@@ -9,9 +9,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from ..deps import Deps
 from ..job_ref import JobRef
-from . import watching
+from ..render import Message
+from . import triage, watching
 from .grammar import BadInput, QueryJob, ShowHelp, parse_command
-from .replies import job_reply
+from .replies import answer_with_counts
+
+ROUTES: dict[type, Any] = {**watching.ROUTES, **triage.ROUTES}
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -28,15 +31,24 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(**message.as_kwargs())
             return
         await ack()
-        route = watching.ROUTES.get(type(parsed))
+        asker = watching.Asker(
+            channel_id=command.get("channel_id", ""),
+            user_id=command.get("user_id", ""),
+            user_name=command.get("user_name", ""),
+        )
+        route = ROUTES.get(type(parsed))
         if route is not None:
-            asker = watching.Asker(
-                channel_id=command.get("channel_id", ""),
-                user_id=command.get("user_id", ""),
-                user_name=command.get("user_name", ""),
-            )
             await route(deps, parsed, asker, respond)
             return
         assert isinstance(parsed, QueryJob)
-        reply = await job_reply(deps, JobRef(parsed.job_id, parsed.instance_id))
-        await respond(response_type="ephemeral", **reply.message.as_kwargs())
+
+        async def send(message: Message) -> None:
+            await respond(response_type="ephemeral", **message.as_kwargs())
+
+        async def replace(message: Message) -> None:
+            await respond(response_type="ephemeral", replace_original=True, **message.as_kwargs())
+
+        # Only this person sees the card, so it may carry the write actions they may take.
+        admin = await deps.admins.is_admin(asker.user_id)
+        ref = JobRef(parsed.job_id, parsed.instance_id)
+        await answer_with_counts(deps, ref, send, replace, admin=admin)

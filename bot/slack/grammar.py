@@ -3,6 +3,13 @@
 /otajob                               usage
 /otajob help                          usage
 /otajob <JobId> [instance <IotInstanceId>]
+/otajob <JobId> failed [instance <id>]                 failed devices by reason (+ CSV)
+/otajob device <ProductKey> <DeviceName> [firmware <FirmwareId>] [instance <id>]
+/otajob firmware <FirmwareId> [instance <id>]
+/otajob watch <JobId> [#channel] [instance <id>] [only <states>] [quiet]
+              [alert failed>5% | alert failed>20] [notify @person @group ...]
+/otajob unwatch <JobId> [#channel] [instance <id>]
+/otajob watches [all]
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..watch.alerts import AlertRule, parse_notify
 from ..watch.transitions import parse_states
 
 # Alibaba's JobIds are letters and digits (26 in the ones seen so far); leave room.
@@ -17,6 +25,12 @@ JOB_ID = re.compile(r"^[A-Za-z0-9]{6,64}$")
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
 CHANNEL = re.compile(r"^<#([CGD][A-Z0-9]{2,30})(?:\|[^>]*)?>$")
+PRODUCT_KEY = re.compile(r"^[A-Za-z0-9]{4,32}$")
+# Alibaba allows letters, digits and - _ @ . : in a DeviceName, 4 to 32 characters.
+DEVICE_NAME = re.compile(r"^[A-Za-z0-9_@.:\-]{2,64}$")
+FIRMWARE_ID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+# <!here>, <!channel>, <!everyone>: never accepted as someone to notify.
+WHOLE_CHANNEL = re.compile(r"^<!(here|channel|everyone)(?:\|[^>]*)?>$|^@(here|channel|everyone)$")
 # Quotes and backticks people paste around an ID from docs or chat.
 _STRIP = "`'\"“”‘’<>"
 
@@ -37,7 +51,10 @@ class BadInput:
     """``reason`` picks the message in templates/bad_input.json.j2; ``value`` is quoted."""
 
     reason: str  # masked_id | bad_job_id | bad_instance | missing_instance | extra_words |
-    #             bad_channel | bad_states | missing_states | missing_job
+    #             bad_channel | bad_states | missing_states | missing_job | bad_alert |
+    #             missing_alert | plain_mention | whole_channel | missing_notify |
+    #             notify_without_alert | bad_product_key | bad_device_name |
+    #             bad_firmware_id | missing_device | missing_firmware
     value: str = ""
 
 
@@ -48,6 +65,28 @@ class WatchJob:
     instance_id: str | None = None
     only: frozenset[str] = frozenset()
     quiet: bool = False
+    alert: AlertRule | None = None
+    notify: tuple[str, ...] = ()  # Slack user and user group IDs, as typed mentions
+
+
+@dataclass(frozen=True)
+class FailedDevices:
+    job_id: str
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceJobs:
+    product_key: str
+    device_name: str
+    firmware_id: str | None = None
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FirmwareJobs:
+    firmware_id: str
+    instance_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +101,17 @@ class ListWatches:
     everywhere: bool = False
 
 
-Parsed = ShowHelp | QueryJob | WatchJob | UnwatchJob | ListWatches | BadInput
+Parsed = (
+    ShowHelp
+    | QueryJob
+    | FailedDevices
+    | DeviceJobs
+    | FirmwareJobs
+    | WatchJob
+    | UnwatchJob
+    | ListWatches
+    | BadInput
+)
 
 
 def check_job_id(raw: str) -> str | BadInput:
@@ -72,6 +121,13 @@ def check_job_id(raw: str) -> str | BadInput:
     if not JOB_ID.match(value):
         return BadInput("bad_job_id", value)
     return value
+
+
+def _check(raw: str, pattern: re.Pattern[str], reason: str) -> str | BadInput:
+    value = raw.strip(_STRIP)
+    if "*" in value:
+        return BadInput("masked_id", value)
+    return value if pattern.match(value) else BadInput(reason, value)
 
 
 def check_instance_id(raw: str) -> str | BadInput:
@@ -116,6 +172,44 @@ def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInpu
             found["only"] = states
         elif lowered == "quiet" and "quiet" in allowed:
             found["quiet"] = True
+        elif lowered == "alert" and "alert" in allowed:
+            if not rest:
+                return BadInput("missing_alert")
+            # "failed>5%", or typed with spaces: "failed > 5 %"
+            text = rest.pop(0)
+            while rest and AlertRule.parse(text) is None and len(text) < 20:
+                if rest[0].lower() in ("notify", "quiet", "only", "instance"):
+                    break
+                text += rest.pop(0)
+            rule = AlertRule.parse(text)
+            if rule is None:
+                return BadInput("bad_alert", text)
+            found["alert"] = rule
+        elif lowered == "notify" and "notify" in allowed:
+            ids: list[str] = []
+            while rest and (rest[0].startswith(("<", "@")) or rest[0] == ","):
+                word = rest.pop(0).strip(",")
+                if not word:
+                    continue
+                if WHOLE_CHANNEL.match(word):
+                    return BadInput("whole_channel", word)
+                found_id = parse_notify(word)
+                if found_id is None:
+                    return BadInput("plain_mention", word)
+                if found_id not in ids:
+                    ids.append(found_id)
+            if not ids:
+                return BadInput("missing_notify")
+            found["notify"] = tuple(ids)
+        elif lowered == "firmware" and "firmware" in allowed:
+            if not rest:
+                return BadInput("missing_firmware")
+            checked = _check(rest.pop(0), FIRMWARE_ID, "bad_firmware_id")
+            if isinstance(checked, BadInput):
+                return checked
+            found["firmware"] = checked
+        elif lowered == "failed" and "failed" in allowed:
+            found["failed"] = True
         else:
             return BadInput("extra_words", " ".join([word, *rest]))
     return found
@@ -126,6 +220,20 @@ def parse_command(text: str | None) -> Parsed:
     if not words or words[0].lower() in HELP_WORDS:
         return ShowHelp()
     verb = words[0].lower()
+    if verb == "device":
+        return _device(words[1:])
+    if verb == "firmware":
+        if len(words) < 2:
+            return BadInput("missing_firmware")
+        firmware_id = _check(words[1], FIRMWARE_ID, "bad_firmware_id")
+        if isinstance(firmware_id, BadInput):
+            return firmware_id
+        options = _options(words[2:], {"instance"})
+        if isinstance(options, BadInput):
+            return options
+        return FirmwareJobs(firmware_id, options.get("instance"))  # type: ignore[arg-type]
+    if verb == "failed" and len(words) > 1 and JOB_ID.match(words[1].strip(_STRIP)):
+        words = [words[1], "failed", *words[2:]]  # "/otajob failed <JobId>" reads the same
     if verb == "watches":
         if [w.lower() for w in words[1:]] in ([], ["all"]):
             return ListWatches(everywhere=len(words) > 1)
@@ -136,10 +244,13 @@ def parse_command(text: str | None) -> Parsed:
         job_id = check_job_id(words[1])
         if isinstance(job_id, BadInput):
             return job_id
-        allowed = {"instance", "channel"} | ({"only", "quiet"} if verb == "watch" else set())
+        watch_words = {"only", "quiet", "alert", "notify"}
+        allowed = {"instance", "channel"} | (watch_words if verb == "watch" else set())
         options = _options(words[2:], allowed)
         if isinstance(options, BadInput):
             return options
+        if "notify" in options and "alert" not in options:
+            return BadInput("notify_without_alert")
         channel, instance = options.get("channel"), options.get("instance")
         if verb == "unwatch":
             return UnwatchJob(job_id, channel, instance)  # type: ignore[arg-type]
@@ -149,11 +260,35 @@ def parse_command(text: str | None) -> Parsed:
             instance,  # type: ignore[arg-type]
             options.get("only", frozenset()),  # type: ignore[arg-type]
             bool(options.get("quiet", False)),
+            options.get("alert"),  # type: ignore[arg-type]
+            options.get("notify", ()),  # type: ignore[arg-type]
         )
     job_id = check_job_id(words[0])
     if isinstance(job_id, BadInput):
         return job_id
-    options = _options(words[1:], {"instance"})
+    options = _options(words[1:], {"instance", "failed"})
     if isinstance(options, BadInput):
         return options
+    if options.get("failed"):
+        return FailedDevices(job_id, options.get("instance"))  # type: ignore[arg-type]
     return QueryJob(job_id, options.get("instance"))  # type: ignore[arg-type]
+
+
+def _device(words: list[str]) -> DeviceJobs | BadInput:
+    if len(words) < 2:
+        return BadInput("missing_device")
+    product_key = _check(words[0], PRODUCT_KEY, "bad_product_key")
+    if isinstance(product_key, BadInput):
+        return product_key
+    device_name = _check(words[1], DEVICE_NAME, "bad_device_name")
+    if isinstance(device_name, BadInput):
+        return device_name
+    options = _options(words[2:], {"instance", "firmware"})
+    if isinstance(options, BadInput):
+        return options
+    return DeviceJobs(
+        product_key,
+        device_name,
+        options.get("firmware"),  # type: ignore[arg-type]
+        options.get("instance"),  # type: ignore[arg-type]
+    )

@@ -2,27 +2,60 @@
 
 IoT errors are expected answers, not crashes: they become messages here. Anything else
 propagates to the error funnel (bot/slack/errors.py).
+
+A card is answered as soon as QueryOTAJob returns; device counts cost seven more calls,
+so they follow by replacing the message (``Reply.with_counts``).
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..deps import Deps
 from ..iot.errors import IotError, error_kind
+from ..iot.models import JobResult, TaskCounts
 from ..job_ref import JobRef
 from ..render import Message
 from ..watch.store import ENDED
 
 
 @dataclass(frozen=True)
+class Counts:
+    """What a card says about device results: the counts, why they are missing, or that
+    they are on their way."""
+
+    counts: TaskCounts | None = None
+    error: IotError | None = None
+    loading: bool = False
+    slow: bool = False  # not in within ONE_MESSAGE_WAIT: the card went without them
+
+
+LOADING = Counts(loading=True)
+
+
+@dataclass(frozen=True)
 class Reply:
     message: Message
     ok: bool  # False: Alibaba Cloud said no; only the person who asked should see that
+    result: JobResult | None = None
+    render: Callable[[Counts], Message] | None = None  # the same card with other counts
+
+    def with_counts(self, counts: Counts) -> Message:
+        return self.render(counts) if self.render else self.message
 
 
-async def job_reply(deps: Deps, ref: JobRef, *, fresh: bool = False) -> Reply:
-    """The card for ``ref`` (a shared card keeps its "Shared by" line and loses Share)."""
+async def job_reply(
+    deps: Deps,
+    ref: JobRef,
+    *,
+    fresh: bool = False,
+    counts: Counts = LOADING,
+    admin: bool = False,
+) -> Reply:
+    """The card for ``ref`` (a shared card keeps its "Shared by" line and loses Share).
+    ``admin``: the card is shown only to this person and they may take write actions."""
     instance = deps.service.instance_for(ref.instance_id)
     try:
         result = await deps.service.get_job(ref.job_id, ref.instance_id, fresh=fresh)
@@ -31,20 +64,93 @@ async def job_reply(deps: Deps, ref: JobRef, *, fresh: bool = False) -> Reply:
     if ref.watch_id is not None:  # a watched card keeps its watch line when refreshed
         watch = await deps.watcher.store.get_watch(ref.watch_id)
         if watch is not None and watch.job_id == ref.job_id:
-            return Reply(deps.watcher.card(watch, result, ended=watch.state == ENDED), ok=True)
-    card = deps.renderer.render(
-        "job",
-        job=result.job,
-        job_id=ref.job_id,
-        request_id=result.request_id,
-        checked_at=result.fetched_at,
-        instance_id=instance,
-        demo=deps.demo,
-        shared_by=ref.shared_by,
-        buttons=("refresh", "watch") if ref.shared_by else ("refresh", "share", "watch"),
-        button_value=ref.to_value(),
-    )
-    return Reply(card, ok=True)
+
+            def watched(c: Counts) -> Message:
+                return deps.watcher.card(watch, result, ended=watch.state == ENDED, counts=c)
+
+            return Reply(watched(counts), ok=True, result=result, render=watched)
+
+    buttons = ["refresh", "failed", "watch"] if ref.shared_by else ["refresh", "share", "failed"]
+    if not ref.shared_by:
+        buttons.append("watch")
+    if admin and not ref.shared_by and not result.job.is_finished and deps.admins.enabled("cancel"):
+        buttons.append("cancel")
+
+    def card(c: Counts) -> Message:
+        return deps.renderer.render(
+            "job",
+            job=result.job,
+            job_id=ref.job_id,
+            request_id=result.request_id,
+            checked_at=result.fetched_at,
+            instance_id=instance,
+            demo=deps.demo,
+            shared_by=ref.shared_by,
+            buttons=buttons,
+            button_value=ref.to_value(),
+            counts=c.counts,
+            counts_error=c.error,
+            counts_loading=c.loading,
+            counts_slow=c.slow,
+        )
+
+    return Reply(card(counts), ok=True, result=result, render=card)
+
+
+async def read_counts(deps: Deps, ref: JobRef, *, fresh: bool = False) -> Counts:
+    """Device counts for a card, or the reason they are missing."""
+    try:
+        return Counts(await deps.service.count_tasks(ref.job_id, ref.instance_id, fresh=fresh))
+    except IotError as error:
+        return Counts(error=error)
+
+
+async def answer_with_counts(
+    deps: Deps,
+    ref: JobRef,
+    send: Callable[[Message], Awaitable[object]],
+    replace: Callable[[Message], Awaitable[object]] | None,
+    *,
+    fresh: bool = False,
+    admin: bool = False,
+    refused: Callable[[Message], Awaitable[object]] | None = None,
+) -> Reply:
+    """Send the card as soon as the job is read, then ``replace`` it once the counts are
+    in. Alibaba Cloud's refusal goes to ``refused`` (default: ``send``). Without
+    ``replace`` (a new message from a button: its response_url can only replace the
+    message holding the button) the card waits for the counts, a little.
+
+    Counts are asked for only after the job answered: they never delay the card in the
+    quota's queue, and a mistyped JobId costs one call, not eight."""
+    reply = await job_reply(deps, ref, fresh=fresh, admin=admin)
+    if not reply.ok:
+        await (refused or send)(reply.message)
+        return reply
+    if replace is None:
+        await send(reply.with_counts(await counts_within(deps, ref, fresh=fresh)))
+        return reply
+    counting = asyncio.ensure_future(read_counts(deps, ref, fresh=fresh))
+    await asyncio.sleep(0)  # counts in the cache come back at once: one message, no flicker
+    if counting.done():
+        await send(reply.with_counts(counting.result()))
+        return reply
+    await send(reply.message)
+    await replace(reply.with_counts(await counting))
+    return reply
+
+
+# How long a card that cannot be replaced later waits for its device counts.
+ONE_MESSAGE_WAIT = 4.0
+
+
+async def counts_within(
+    deps: Deps, ref: JobRef, *, fresh: bool = False, timeout: float = ONE_MESSAGE_WAIT
+) -> Counts:
+    """The counts if they come within ``timeout``; else a card says they were slow (the
+    read goes on and fills the cache for the next Refresh)."""
+    counting = asyncio.ensure_future(read_counts(deps, ref, fresh=fresh))
+    done, _ = await asyncio.wait({counting}, timeout=timeout)
+    return counting.result() if done else Counts(slow=True)
 
 
 def api_error_message(deps: Deps, error: IotError, job_id: str, instance: str | None) -> Message:

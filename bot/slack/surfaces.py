@@ -1,13 +1,14 @@
-"""Register every Slack surface on the app."""
+"""Register every Slack surface on the app: the access check first, then the listeners."""
 
 from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
 from ..deps import Deps
-from . import actions, commands, errors
+from . import access, actions, commands, errors, events, guarded, triage
 
 
-def register_all(app: AsyncApp, deps: Deps) -> None:
-    for module in (commands, actions, errors):
+def register_all(app: AsyncApp, deps: Deps, policy: access.Policy) -> None:
+    access.register(app, policy, deps.renderer, demo=deps.demo)
+    for module in (commands, actions, triage, events, guarded, errors):
         module.register(app, deps)

@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from ..deps import Deps
 from ..iot.errors import IotError
@@ -151,7 +152,11 @@ async def _refused(
 
 
 async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
-    client = deps.watcher.poster.client
+    return await is_member(deps.watcher.poster.client, channel_id, user_id)
+
+
+async def is_member(client: AsyncWebClient, channel_id: str, user_id: str) -> bool:
+    """Whether a person is in a channel; False when Slack will not say."""
     try:
         async for page in await client.conversations_members(channel=channel_id, limit=1000):
             if user_id in (page.get("members") or []):

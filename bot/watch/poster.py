@@ -122,3 +122,36 @@ class SlackPoster:
         except SlackApiError as exc:
             log.warning("could not message %s: %s", user, _error(exc))
             return False
+
+    async def upload(
+        self, channel: str, user: str, *, content: bytes, filename: str, title: str, comment: str
+    ) -> str | None:
+        """Upload a file to ``channel`` (joining a public one if needed), else to the app's
+        DM with ``user``. Returns where it went (a channel ID), or None if nowhere would
+        take it."""
+        for attempt in (1, 2):
+            try:
+                await self.client.files_upload_v2(
+                    channel=channel,
+                    content=content,
+                    filename=filename,
+                    title=title,
+                    initial_comment=comment,
+                )
+                return channel
+            except SlackApiError as exc:
+                error = _error(exc)
+                if error == "not_in_channel" and attempt == 1 and await self.join(channel):
+                    continue
+                log.info("could not upload to %s: %s; sending it by DM", channel, error)
+                break
+        try:
+            opened = await self.client.conversations_open(users=user)
+            dm = str((opened.get("channel") or {}).get("id") or "")
+            await self.client.files_upload_v2(
+                channel=dm, content=content, filename=filename, title=title, initial_comment=comment
+            )
+            return dm
+        except SlackApiError as exc:
+            log.warning("could not upload to %s's DM either: %s", user, _error(exc))
+            return None

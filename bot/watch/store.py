@@ -11,6 +11,7 @@ time-zone surprises.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,9 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -60,6 +63,12 @@ watches = Table(
     Column("state", String(16), nullable=False),
     Column("note", Text),  # why it is paused or ended
     Column("ended_at", Float),
+    # v3: an alert on the failure rate ("failed>5%" or "failed>20") and whom it notifies
+    # (Slack user and user group IDs a person typed, comma-separated).
+    Column("alert_rule", String(40)),
+    Column("notify", String(400)),
+    Column("alerting", Boolean),  # above the threshold at the last count
+    Column("alerts_sent", Integer),  # how many times it crossed: keys each alert post
 )
 # At most one live (not ended) watch of a job per channel.
 Index(
@@ -85,6 +94,34 @@ polls = Table(
     Column("polled_at", Float),
     Column("next_poll_at", Float, nullable=False, index=True),
     Column("errors", Integer, nullable=False, default=0),
+    Column("counts_json", Text),  # v3: the last device counts read, for the Home tab
+    Column("counted_at", Float),
+)
+
+# v3: Events API deliveries already handled (Slack retries them), by event_id.
+events_seen = Table(
+    "events_seen",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("seen_at", Float, nullable=False, index=True),
+)
+
+# v3: every write action a person took: who, when, what, and Alibaba Cloud's answer.
+action_log = Table(
+    "action_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("team_id", String(32)),
+    Column("user_id", String(32), nullable=False),
+    Column("user_name", String(100), nullable=False),
+    Column("action", String(32), nullable=False),  # cancel | reupgrade
+    Column("job_id", String(64), nullable=False),
+    Column("instance_id", String(64), nullable=False),
+    Column("detail", Text, nullable=False),  # JSON: what was asked for, what was done
+    Column("request_ids", Text, nullable=False),  # comma-separated
+    Column("outcome", String(16), nullable=False),  # done | partial | failed | refused
+    Column("error", Text),
 )
 
 outbox = Table(
@@ -112,9 +149,26 @@ def _v2(sync_conn: Any) -> None:
     watches_by_job.create(sync_conn, checkfirst=True)
 
 
+def _v3(sync_conn: Any) -> None:
+    """Alerts on watches, device counts on polls, event dedup, the action log."""
+    for table in (watches, polls):
+        _add_missing_columns(sync_conn, table)
+    metadata.create_all(sync_conn, tables=[events_seen, action_log])
+
+
+def _add_missing_columns(sync_conn: Any, table: Table) -> None:
+    """ALTER TABLE ... ADD COLUMN for columns a database made by an older version lacks
+    (v1 creates tables as defined now, so on a fresh database there are none)."""
+    present = {c["name"] for c in inspect(sync_conn).get_columns(table.name)}
+    for column in table.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=sync_conn.dialect)
+            sync_conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+
+
 # A versioned scheme in place of Alembic: each entry upgrades the schema by one version
 # inside one transaction. Append, never edit.
-MIGRATIONS = [_v1, _v2]
+MIGRATIONS = [_v1, _v2, _v3]
 
 
 def async_url(url: str) -> str:
@@ -145,6 +199,10 @@ class Watch:
     told_status: str | None
     state: str
     note: str | None
+    alert_rule: str | None = None
+    notify: tuple[str, ...] = ()
+    alerting: bool = False
+    alerts_sent: int = 0
 
     @classmethod
     def from_row(cls, row: Any) -> Watch:
@@ -163,6 +221,10 @@ class Watch:
             told_status=row.told_status,
             state=row.state,
             note=row.note,
+            alert_rule=row.alert_rule or None,
+            notify=tuple(filter(None, (row.notify or "").split(","))),
+            alerting=bool(row.alerting),
+            alerts_sent=row.alerts_sent or 0,
         )
 
 
@@ -174,6 +236,8 @@ class Poll:
     job_json: str | None
     next_poll_at: float
     errors: int
+    counts_json: str | None = None
+    counted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +300,8 @@ class Store:
         quiet: bool,
         now: float,
         expires_at: float,
+        alert_rule: str | None = None,
+        notify: tuple[str, ...] = (),
     ) -> tuple[Watch, bool]:
         """Returns (watch, created). An existing live watch is returned as is.
         ``told_status`` is the status the new card will show."""
@@ -251,6 +317,10 @@ class Store:
             "only_states": ",".join(sorted(only)),
             "quiet": quiet,
             "state": ACTIVE,
+            "alert_rule": alert_rule,
+            "notify": ",".join(notify),
+            "alerting": False,
+            "alerts_sent": 0,
         }
         try:
             async with self.engine.begin() as conn:
@@ -318,6 +388,8 @@ class Store:
     async def set_watch(self, watch_id: int, **values: Any) -> None:
         if "only" in values:
             values["only_states"] = ",".join(sorted(values.pop("only")))
+        if "notify" in values:
+            values["notify"] = ",".join(values["notify"])
         async with self.engine.begin() as conn:
             await conn.execute(update(watches).where(watches.c.id == watch_id).values(**values))
 
@@ -394,6 +466,24 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(update(polls).where(key).values(**values))
 
+    async def record_counts(
+        self, job_id: str, instance_id: str | None, counts_json: str, now: float
+    ) -> None:
+        """The device counts last read for a job (the Home tab shows them)."""
+        key = and_(polls.c.job_id == job_id, polls.c.instance_id == (instance_id or ""))
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(polls).where(key).values(counts_json=counts_json, counted_at=now)
+            )
+
+    async def count_alerted_jobs(self) -> int:
+        """Actively watched jobs with an alert: each poll of one also reads device counts."""
+        query = select(
+            func.count(func.distinct(watches.c.job_id + "/" + watches.c.instance_id))
+        ).where(watches.c.state == ACTIVE, watches.c.alert_rule.is_not(None))
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).scalar() or 0
+
     async def count_polled_jobs(self) -> int:
         """Actively watched jobs that are not merely scheduled: what shares the poll budget
         (a scheduled batch is checked around its start time, rarely before)."""
@@ -410,6 +500,57 @@ class Store:
         query = select(watches).where(watches.c.state != ENDED, watches.c.expires_at <= now)
         async with self.engine.connect() as conn:
             return [Watch.from_row(r) for r in (await conn.execute(query)).all()]
+
+    # --- events and the action log --------------------------------------------------------
+
+    async def first_delivery(self, event_id: str, now: float, keep: float = 86400.0) -> bool:
+        """True the first time an Events API event_id is seen, False for Slack's retries
+        (and for a second process handling the same delivery). Forgets after ``keep``."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(delete(events_seen).where(events_seen.c.seen_at < now - keep))
+                await conn.execute(insert(events_seen).values(event_id=event_id, seen_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    async def log_action(
+        self,
+        *,
+        at: float,
+        team_id: str | None,
+        user_id: str,
+        user_name: str,
+        action: str,
+        job_id: str,
+        instance_id: str | None,
+        detail: dict[str, Any],
+        request_ids: list[str],
+        outcome: str,
+        error: str | None = None,
+    ) -> int:
+        values = {
+            "at": at,
+            "team_id": team_id,
+            "user_id": user_id,
+            "user_name": user_name[:100],
+            "action": action,
+            "job_id": job_id,
+            "instance_id": instance_id or "",
+            "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            "request_ids": ",".join(request_ids),
+            "outcome": outcome,
+            "error": error,
+        }
+        async with self.engine.begin() as conn:
+            result = await conn.execute(insert(action_log).values(**values))
+        return result.inserted_primary_key[0]
+
+    async def actions_for(self, job_id: str) -> list[dict[str, Any]]:
+        """The action log of a job, oldest first."""
+        query = select(action_log).where(action_log.c.job_id == job_id).order_by(action_log.c.id)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
     # --- outbox --------------------------------------------------------------------------
 
@@ -482,4 +623,6 @@ def _poll(row: Any) -> Poll:
         job_json=row.job_json,
         next_poll_at=row.next_poll_at,
         errors=row.errors,
+        counts_json=row.counts_json,
+        counted_at=row.counted_at,
     )

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -369,8 +370,11 @@ class Watcher:
             told_status=transition.to_status,
         )
 
-    def card(self, watch: Watch, result: JobResult, *, ended: bool = False) -> Message:
-        """The watched card: the job card plus how it is watched (or that it no longer is)."""
+    def card(
+        self, watch: Watch, result: JobResult, *, ended: bool = False, counts: Any = None
+    ) -> Message:
+        """The watched card: the job card plus how it is watched (or that it no longer is).
+        ``counts``: a replies.Counts, or None to leave device results off."""
         return self.renderer.render(
             "job",
             job=result.job,
@@ -383,6 +387,10 @@ class Watcher:
             buttons=("refresh",),
             button_value=JobRef(watch.job_id, watch.instance_id, watch_id=watch.id).to_value(),
             watching={"watch": watch, "interval": self.interval(), "ended": ended},
+            counts=counts.counts if counts else None,
+            counts_error=counts.error if counts else None,
+            counts_loading=bool(counts and counts.loading),
+            counts_slow=bool(counts and counts.slow),
         )
 
     async def _post_card(self, watch: Watch, result: JobResult) -> None:

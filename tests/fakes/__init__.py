@@ -5,9 +5,13 @@ from tests.fakes.slack import (
     ApiCall,
     FakeSlack,
     WebhookPost,
+    app_home_opened_event,
+    app_mention_event,
     block_action_body,
+    event_body,
     signed_request,
     slash_command_body,
+    view_submission_body,
 )
 
 __all__ = [
@@ -15,7 +19,11 @@ __all__ = [
     "ApiCall",
     "FakeSlack",
     "WebhookPost",
+    "app_home_opened_event",
+    "app_mention_event",
     "block_action_body",
+    "event_body",
     "signed_request",
     "slash_command_body",
+    "view_submission_body",
 ]

@@ -10,6 +10,11 @@ message (``messages`` / ``top_level`` / ``thread``), ``chat.update`` edits it, a
 the model. Channel IDs never seen before are public channels the bot is a member of; register
 others with ``add_channel`` / ``remove_channel``. A channel set to a user ID ("U…"/"W…") is a DM.
 A scripted ``fail_next`` failure wins over the model (and changes nothing in it).
+
+Beyond messages it keeps: modals opened with ``views.open`` (``views``, by view ID; a trigger ID
+works once), Home tabs published with ``views.publish`` (``home``, by user ID), ephemeral
+messages (``ephemerals``), completed file uploads (``files``) and the user groups that
+``usergroups.users.list`` answers from (``usergroups``, set by tests).
 """
 
 from __future__ import annotations
@@ -77,7 +82,15 @@ class FakeSlack:
         self.latency = 0.0
         self.calls: list[ApiCall] = []
         self.posts: list[WebhookPost] = []
-        self.uploads: dict[str, bytes] = {}
+        self.uploads: dict[str, bytes] = {}  # file ID -> bytes POSTed to its upload URL
+        # {"id", "title", "filename", "channel_id", "initial_comment", "thread_ts", "content"}
+        self.files: list[dict] = []
+        self._pending_files: dict[str, str] = {}  # file ID -> filename, until completed
+        self.views: dict[str, dict] = {}  # view ID -> {"id": view ID, **view} (modals)
+        self.home: dict[str, dict] = {}  # user ID -> {"id": view ID, **view} (Home tabs)
+        self._used_triggers: set[str] = set()
+        self.usergroups: dict[str, list[str]] = {}  # usergroup ID -> user IDs; set by tests
+        self.ephemerals: list[dict] = []  # {"channel", "user", "text", "blocks", "thread_ts"}
         # {"id", "name", "is_private", "is_archived", "is_member", "members": set[str]}
         self.channels: dict[str, dict] = {}
         self._removed: set[str] = set()
@@ -300,7 +313,7 @@ class FakeSlack:
                     "message": _public(msg, True),
                 }
             case "chat.postEphemeral":
-                return {"message_ts": self._next_ts()}
+                return {"message_ts": self._post_ephemeral(channel, a)}
             case "chat.getPermalink":
                 p_ts = "p" + str(a.get("message_ts", "")).replace(".", "")
                 return {"channel": channel, "permalink": f"{_WEB}archives/{channel}/{p_ts}"}
@@ -339,15 +352,48 @@ class FakeSlack:
             case "users.info":
                 user = {"id": a.get("user"), "name": f"user-{a.get('user')}", "locale": "en-US"}
                 return {"user": user | {"tz": "Asia/Tokyo"}}
+            case "views.open":
+                trigger_id = a.get("trigger_id")
+                if not isinstance(trigger_id, str) or not trigger_id:
+                    raise _Refused("invalid_trigger_id")
+                if trigger_id in self._used_triggers:
+                    raise _Refused("invalid_trigger_id")
+                view = _view(a, f"V{next(self._ids):04d}")
+                self._used_triggers.add(trigger_id)
+                self.views[view["id"]] = view
+                return {"view": view}
+            case "views.update":
+                view_id = a.get("view_id")
+                view = _view(a, view_id)
+                if view_id in self.views:
+                    self.views[view_id] = view
+                else:
+                    user = next((u for u, v in self.home.items() if v["id"] == view_id), None)
+                    if not view_id or user is None:
+                        raise _Refused("not_found")
+                    self.home[user] = view
+                return {"view": view}
             case "views.publish":
-                view = a.get("view") if isinstance(a.get("view"), dict) else {}
-                return {"view": {"id": f"V{next(self._ids):04d}", **view}}
+                user_id = a.get("user_id")
+                if not isinstance(user_id, str) or not user_id:
+                    raise _Refused("invalid_arguments")
+                # A user's Home tab keeps its view ID when republished.
+                view_id = self.home.get(user_id, {}).get("id") or f"V{next(self._ids):04d}"
+                self.home[user_id] = _view(a, view_id)
+                return {"view": self.home[user_id]}
+            case "usergroups.users.list":
+                group = a.get("usergroup")
+                if not isinstance(group, str) or group not in self.usergroups:
+                    raise _Refused("no_such_subteam")
+                return {"users": list(self.usergroups[group])}
             case "files.getUploadURLExternal":
+                if not a.get("filename") or not str(a.get("length", "")).isdigit():
+                    raise _Refused("invalid_arguments")
                 file_id = f"F{next(self._ids):04d}"
+                self._pending_files[file_id] = str(a["filename"])
                 return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
             case "files.completeUploadExternal":
-                files = a.get("files") if isinstance(a.get("files"), list) else []
-                return {"files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+                return {"files": self._complete_upload(a)}
         return {}
 
     # ---- the channel & message model -----------------------------------------------------
@@ -444,6 +490,60 @@ class FakeSlack:
             }
         return msg
 
+    def _post_ephemeral(self, channel: Any, a: dict) -> str:
+        """Store an ephemeral message; return its message_ts. The user must be in the channel
+        when the channel's members are known (it names any human besides the bot)."""
+        self._postable(channel)
+        user = a.get("user")
+        if not isinstance(user, str) or not user:
+            raise _Refused("user_not_found")
+        if not _is_dm(channel):
+            humans = self._channel(channel)["members"] - {self.bot_user_id}
+            if humans and user not in humans:
+                raise _Refused("user_not_in_channel")
+        if not any(a.get(k) for k in ("text", "blocks", "attachments")):
+            raise _Refused("no_text")
+        self.ephemerals.append(
+            {
+                "channel": channel,
+                "user": user,
+                "text": a.get("text") or "",
+                "blocks": a.get("blocks") or [],
+                "thread_ts": str(a["thread_ts"]) if a.get("thread_ts") else None,
+            }
+        )
+        return self._next_ts()
+
+    def _complete_upload(self, a: dict) -> list[dict]:
+        """files.completeUploadExternal: check everything, then record each file in `files`."""
+        files = a.get("files")
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) for f in files):
+            raise _Refused("invalid_arguments")
+        channel_id = a.get("channel_id") or None
+        channels = [c for c in str(a.get("channels") or "").split(",") if c]
+        for target in ([channel_id] if channel_id else []) + channels:
+            self._postable(target)
+        if any(f.get("id") not in self._pending_files for f in files):
+            raise _Refused("file_not_found")
+        done = []
+        for f in files:
+            filename = self._pending_files.pop(f["id"])
+            title = f.get("title") or filename
+            content = self.uploads.get(f["id"], b"")
+            self.files.append(
+                {
+                    "id": f["id"],
+                    "title": title,
+                    "filename": filename,
+                    "channel_id": channel_id,
+                    "initial_comment": a.get("initial_comment"),
+                    "thread_ts": str(a["thread_ts"]) if a.get("thread_ts") else None,
+                    "content": content,
+                }
+            )
+            done.append({"id": f["id"], "title": title, "name": filename, "size": len(content)})
+        return done
+
     def _update(self, channel: Any, a: dict) -> dict:
         self._postable(channel)
         msg = self._find(channel, str(a.get("ts") or ""))
@@ -496,6 +596,14 @@ def _public(msg: dict, with_metadata: bool) -> dict:
     """A message as the Web API returns it: no "channel" key, metadata only when asked."""
     drop = {"channel"} | (set() if with_metadata else {"metadata"})
     return copy.deepcopy({k: v for k, v in msg.items() if k not in drop})
+
+
+def _view(a: dict, view_id: Any) -> dict:
+    """The `view` argument of views.* as Slack answers it: ``{"id": view_id, **view}``."""
+    view = a.get("view")
+    if not isinstance(view, dict) or not view.get("type"):
+        raise _Refused("invalid_arguments")
+    return {"id": view_id, **{k: v for k, v in view.items() if k != "id"}}
 
 
 def _metadata(a: dict) -> dict | None:
@@ -652,29 +760,38 @@ def block_action_body(
     user_name: str = "alice",
     channel_id: str = "C123",
     team_id: str = "T0001",
-    response_url: str,
+    response_url: str | None,
     message: dict | None = None,
     block_id: str = "actions",
+    container: dict | None = None,
+    trigger_id: str = "1.2.3",
+    view: dict | None = None,
 ) -> str:
-    """A ``payload=<json>`` block_actions body for a button click in a channel message."""
+    """A ``payload=<json>`` block_actions body for a button click.
+
+    By default the button is in a channel message of `channel_id`. A `container` replaces
+    Slack's ``container`` object: a view container (``{"type": "view", "view_id": "V1"}``, a
+    Home tab or a modal) has no ``channel`` and carries a ``view`` (`view`, by default
+    ``{"id": view_id, "type": "home"}``). ``response_url`` is left out when None.
+    """
     message_ts = (message or {}).get("ts", "1700000000.000100")
+    if container is None:
+        container = {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": False,
+        }
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
         "api_app_id": "A0001",
         "token": "verification-token",
-        "container": {
-            "type": "message",
-            "message_ts": message_ts,
-            "channel_id": channel_id,
-            "is_ephemeral": False,
-        },
-        "trigger_id": "1.2.3",
+        "container": container,
+        "trigger_id": trigger_id,
         "team": {"id": team_id, "domain": "fake"},
         "enterprise": None,
         "is_enterprise_install": False,
-        "channel": {"id": channel_id, "name": "general"},
-        "response_url": response_url,
         "actions": [
             {
                 "action_id": action_id,
@@ -686,6 +803,120 @@ def block_action_body(
             }
         ],
     }
+    if container.get("type") == "view":
+        payload["view"] = view or {"id": container.get("view_id"), "type": "home"}
+    else:
+        payload["channel"] = {"id": channel_id, "name": "general"}
+    if response_url is not None:
+        payload["response_url"] = response_url
     if message is not None:
         payload["message"] = message
     return urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission_body(
+    callback_id: str,
+    *,
+    private_metadata: str = "",
+    values: dict,
+    user_id: str = "U123",
+    user_name: str = "alice",
+    team_id: str = "T0001",
+    view_id: str = "V0001",
+) -> str:
+    """A ``payload=<json>`` view_submission body for a modal submitted with ``values``
+    (``view.state.values``: ``{block_id: {action_id: {"type": ..., "value": ...}}}``)."""
+    payload: dict[str, Any] = {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": "fake"},
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": "A0001",
+        "token": "verification-token",
+        "trigger_id": "1.2.4",
+        "view": {
+            "id": view_id,
+            "team_id": team_id,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "blocks": [],
+            "state": {"values": values},
+            "hash": "1700000000.abcdef",
+            "title": {"type": "plain_text", "text": "otajob"},
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": "A0001",
+            "external_id": "",
+            "app_installed_team_id": team_id,
+            "bot_id": BOT_ID,
+        },
+        "response_urls": [],
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def event_body(
+    event: dict,
+    *,
+    event_id: str = "Ev0001",
+    team_id: str = "T0001",
+    api_app_id: str = "A0001",
+) -> str:
+    """The JSON of an Events API ``event_callback`` envelope around `event`; sign it with
+    ``signed_request(body, secret, content_type="application/json")``."""
+    return json.dumps(
+        {
+            "token": "verification-token",
+            "team_id": team_id,
+            "api_app_id": api_app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": team_id,
+                    "user_id": "UBOT",
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+    )
+
+
+def app_mention_event(
+    text: str,
+    *,
+    user: str = "U123",
+    channel: str = "C123",
+    ts: str = "1700000000.000200",
+    thread_ts: str | None = None,
+) -> dict:
+    """An ``app_mention`` event; `text` is used as is (include ``<@UBOT>`` yourself)."""
+    event = {
+        "type": "app_mention",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "event_ts": ts,
+    }
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def app_home_opened_event(user: str = "U123", tab: str = "home") -> dict:
+    """An ``app_home_opened`` event for `user` opening the `tab` ("home" or "messages")."""
+    return {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": "D0001",
+        "tab": tab,
+        "event_ts": f"{time.time():.6f}",
+    }

@@ -1,0 +1,228 @@
+"""Events API surfaces: ``@otajob <JobId>`` anywhere the app is, and the App Home tab.
+
+Slack delivers an event again when it does not get its ack in time (X-Slack-Retry-Num),
+and Bolt does not deduplicate: each event_id is recorded in the database first, so a
+retry, or a second process, never answers twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..deps import Deps
+from ..iot.errors import IotError
+from ..iot.models import OtaJob, TaskCounts
+from ..iot.quota import Priority
+from ..job_ref import JobRef
+from ..render import Message
+from ..watch.store import Watch
+from .grammar import BadInput, QueryJob, ShowHelp, parse_command
+from .replies import job_reply, read_counts
+from .watching import is_member
+
+log = logging.getLogger("otajob.events")
+MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+HOME_ROWS = 30  # rows on the Home tab (each a block or two, within the 100-block limit)
+HOME_REFRESH = 10  # jobs re-read from Alibaba Cloud when the tab opens
+HOME_CHANNELS = 50  # channels whose membership is checked for one person
+
+
+async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, Any]) -> None:
+    """Answer ``@otajob <JobId>`` in a thread under the mention. Problems go only to the
+    person who asked (ephemeral in the same thread)."""
+    channel, user = str(event.get("channel") or ""), str(event.get("user") or "")
+    thread_ts = str(event.get("thread_ts") or event.get("ts") or "")
+    text = MENTION.sub(" ", str(event.get("text") or ""))
+    parsed = parse_command(text)
+
+    async def only_them(message: Message) -> None:
+        try:
+            await client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, **message.as_kwargs()
+            )
+        except SlackApiError as exc:
+            log.info("could not answer a mention privately: %s", exc.response.get("error"))
+
+    render = deps.renderer.render
+    if isinstance(parsed, ShowHelp):
+        await only_them(
+            render("usage", default_instance=deps.service.default_instance_id, demo=deps.demo)
+        )
+        return
+    if isinstance(parsed, BadInput):
+        await only_them(
+            render("bad_input", reason=parsed.reason, value=parsed.value, demo=deps.demo)
+        )
+        return
+    if not isinstance(parsed, QueryJob):
+        await only_them(
+            render(
+                "note",
+                text="In a mention I show a batch's card: "
+                "`@otajob <JobId>`. For the rest, use `/otajob` (try "
+                "`/otajob help`).",
+                demo=deps.demo,
+            )
+        )
+        return
+    ref = JobRef(parsed.job_id, parsed.instance_id)
+    reply = await job_reply(deps, ref)
+    if not reply.ok:
+        await only_them(reply.message)
+        return
+    posted = await client.chat_postMessage(
+        channel=channel,
+        thread_ts=thread_ts,
+        unfurl_links=False,
+        unfurl_media=False,
+        **reply.message.as_kwargs(),
+    )
+    counts = await read_counts(deps, ref)
+    await client.chat_update(
+        channel=channel, ts=posted["ts"], **reply.with_counts(counts).as_kwargs()
+    )
+
+
+async def publish_home(deps: Deps, client: AsyncWebClient, user_id: str, *, refresh: bool) -> None:
+    """The Home tab: jobs watched in channels this person is in. Published at once from
+    what the watchers last read, then, with ``refresh``, again after reading the newest
+    of them afresh."""
+    rows = await _home_rows(deps, client, user_id)
+    await _publish(deps, client, user_id, rows, refreshing=refresh and bool(rows))
+    if not refresh or not rows:
+        return
+    await asyncio.gather(*(_refresh_row(deps, row) for row in rows[:HOME_REFRESH]))
+    await _publish(deps, client, user_id, rows, refreshing=False)
+
+
+async def _home_rows(deps: Deps, client: AsyncWebClient, user_id: str) -> list[dict[str, Any]]:
+    watches = await deps.store.live_watches()
+    channels = sorted({w.channel_id for w in watches})[:HOME_CHANNELS]
+    members = await asyncio.gather(*(is_member(client, c, user_id) for c in channels))
+    visible = {c for c, ok in zip(channels, members, strict=True) if ok}
+    watches = [w for w in watches if w.channel_id in visible]
+    polls = await deps.store.polls_for(watches)
+    rows = []
+    for w in watches:
+        poll = polls.get((w.job_id, w.instance_id))
+        data = json.loads(poll.job_json) if poll and poll.job_json else {}
+        counts = json.loads(poll.counts_json) if poll and poll.counts_json else None
+        rows.append(
+            {
+                "watch": w,
+                "job": OtaJob.parse(data) if data else None,
+                "counts": TaskCounts(counts=counts) if counts else None,
+                "counted_at": poll.counted_at if poll else None,
+                "polled_at": poll.polled_at if poll else None,
+                "link": None,
+            }
+        )
+    # Running batches first, then the most recently changed.
+    rows.sort(key=_row_order)
+    rows = rows[:HOME_ROWS]
+    links = await asyncio.gather(*(_permalink(client, r["watch"]) for r in rows))
+    for row, link in zip(rows, links, strict=True):
+        row["link"] = link
+    return rows
+
+
+def _row_order(row: dict[str, Any]) -> tuple[int, float]:
+    job: OtaJob | None = row["job"]
+    status = job.job_status if job else row["watch"].told_status
+    rank = {"IN_PROGRESS": 0, "PLANNED": 1}.get(status or "", 2)
+    modified = job.utc_modified.timestamp() if job and job.utc_modified else 0.0
+    return rank, -modified
+
+
+_permalinks: dict[tuple[str, str], str] = {}
+
+
+async def _permalink(client: AsyncWebClient, watch: Watch) -> str | None:
+    """The watched card's link (they never change: kept in memory)."""
+    if not watch.card_ts:
+        return None
+    key = (watch.channel_id, watch.card_ts)
+    if key not in _permalinks:
+        try:
+            response = await client.chat_getPermalink(
+                channel=watch.channel_id, message_ts=watch.card_ts
+            )
+            _permalinks[key] = str(response["permalink"])
+        except SlackApiError:
+            return None
+    return _permalinks[key]
+
+
+async def _refresh_row(deps: Deps, row: dict[str, Any]) -> None:
+    """Fresh status and counts for one row. Counts go at background priority: the Home tab
+    must not hold up someone's /otajob behind seven calls per batch."""
+    watch: Watch = row["watch"]
+    try:
+        row["job"] = (await deps.service.get_job(watch.job_id, watch.instance_id)).job
+    except IotError as exc:
+        row["error"] = exc
+        return
+    ref = JobRef(watch.job_id, watch.instance_id)
+    try:
+        counts = await deps.service.count_tasks(
+            ref.job_id, ref.instance_id, priority=Priority.BACKGROUND
+        )
+    except IotError as exc:
+        row["error"] = exc
+        return
+    row["counts"], row["counted_at"] = counts, time.time()
+    await deps.store.record_counts(
+        watch.job_id, watch.instance_id, json.dumps(counts.counts), row["counted_at"]
+    )
+
+
+async def _publish(
+    deps: Deps,
+    client: AsyncWebClient,
+    user_id: str,
+    rows: list[dict[str, Any]],
+    *,
+    refreshing: bool,
+) -> None:
+    view = deps.renderer.view(
+        "home", rows=rows, refreshing=refreshing, now=time.time(), demo=deps.demo
+    )
+    await client.views_publish(user_id=user_id, view=view)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    async def first_time(body: dict[str, Any]) -> bool:
+        event_id = body.get("event_id")
+        return not event_id or await deps.store.first_delivery(str(event_id), time.time())
+
+    @app.event("app_mention")
+    async def mentioned(
+        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        if await first_time(body):
+            await answer_mention(deps, client, event)
+
+    @app.event("app_home_opened")
+    async def home_opened(
+        body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        if event.get("tab") == "home" and await first_time(body):
+            await publish_home(deps, client, str(event.get("user")), refresh=True)
+
+    @app.action("home_refresh")
+    async def home_refresh(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await publish_home(deps, client, str((body.get("user") or {}).get("id")), refresh=True)
+
+    @app.action("home_open")
+    async def home_open(ack: AsyncAck) -> None:
+        await ack()  # a link button: Slack opens the card; nothing to do here

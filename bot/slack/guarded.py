@@ -1,0 +1,356 @@
+"""Write actions, off unless OTAJOB_ACTIONS lists them and only for OTAJOB_ADMINS:
+cancel a rollout (a confirm dialog that says exactly what will stop) and re-upgrade the
+failed devices (confirmed with their count).
+
+The allow-list is checked when the button is clicked and again when the action runs:
+a forged, replayed or stale payload gets a refusal in plain words, never the action.
+Every action is written to the database (who, when, what, RequestIds) and posted in the
+batch's thread: under each watched card of it, else in the channel it was taken from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..deps import Deps
+from ..iot.client import REUPGRADE_BATCH
+from ..iot.errors import IotError
+from ..iot.models import OtaJob
+from ..job_ref import JobRef
+from ..render import Message
+from ..watch.poster import ChannelUnavailable
+from .replies import read_counts
+from .triage import PageRef
+from .watching import Asker
+
+log = logging.getLogger("otajob.actions")
+CANCEL_CALLBACK = "cancel_confirm"
+IN_PROGRESS_BLOCK = "cancel_in_progress"
+# Always canceled: tasks that have not started on the device.
+PENDING_KINDS = frozenset({"queued", "notified", "scheduled", "unconfirmed"})
+
+
+def _asker(body: dict[str, Any]) -> Asker:
+    user = body.get("user") or {}
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id"
+    )
+    name = user.get("name") or user.get("username") or user.get("id") or "someone"
+    return Asker(channel_id=str(channel or ""), user_id=str(user.get("id") or ""), user_name=name)
+
+
+async def _refuse(deps: Deps, action: str, user_id: str) -> str | None:
+    """Why this person may not take this action now (a refused.json.j2 reason), or None."""
+    if not deps.admins.enabled(action):
+        return "action_disabled"
+    if not await deps.admins.is_admin(user_id):
+        return "not_admin"
+    return None
+
+
+async def _say(respond: AsyncRespond, message: Message) -> None:
+    await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+
+
+# --- cancel ------------------------------------------------------------------------------
+
+
+async def open_cancel_dialog(
+    deps: Deps, client: AsyncWebClient, ref: JobRef, asker: Asker, trigger_id: str
+) -> None:
+    """Open the dialog at once (a trigger_id lasts three seconds), then fill in what will be
+    canceled once the batch and its counts are read."""
+    private = json.dumps(
+        {"job": ref.job_id, "instance": ref.instance_id, "channel": asker.channel_id}
+    )
+    loading = deps.renderer.view("cancel_modal", loading=True, private=private, demo=deps.demo)
+    opened = await client.views_open(trigger_id=trigger_id, view=loading)
+    view_id = opened["view"]["id"]
+    context: dict[str, Any] = {
+        "loading": False,
+        "private": private,
+        "demo": deps.demo,
+        "now": time.time(),
+    }
+    try:
+        result = await deps.service.get_job(ref.job_id, ref.instance_id, fresh=True)
+    except IotError as error:
+        context.update(error=error, job=None, job_id=ref.job_id, counts=None)
+    else:
+        counts = await read_counts(deps, ref, fresh=True)
+        context.update(error=None, job=result.job, job_id=ref.job_id, counts=counts.counts)
+    await client.views_update(view_id=view_id, view=deps.renderer.view("cancel_modal", **context))
+
+
+async def run_cancel(
+    deps: Deps, client: AsyncWebClient, asker: Asker, private: dict[str, Any], in_progress: bool
+) -> None:
+    """The confirmed cancel: stop a dynamic batch's strategy, cancel its pending tasks
+    (and the in-progress ones if ticked), record it, post it."""
+    job_id, instance = str(private["job"]), private.get("instance")
+    kinds = PENDING_KINDS | ({"in_progress"} if in_progress else set())
+    request_ids: list[str] = []
+    done: list[str] = []
+    error: IotError | None = None
+    job: OtaJob | None = None
+    try:
+        job = (await deps.service.get_job(job_id, instance, fresh=True)).job
+        if job.selection_type == "DYNAMIC" and not job.is_finished:
+            request_ids.append(
+                await deps.service.client.cancel_strategy(job_id, instance_id=instance) or ""
+            )
+            done.append("strategy")
+        request_ids.append(
+            await deps.service.client.cancel_tasks(job_id, frozenset(kinds), instance_id=instance)
+            or ""
+        )
+        done.append("tasks")
+    except IotError as exc:
+        error = exc
+        if exc.request_id:
+            request_ids.append(exc.request_id)
+    outcome = "done" if error is None else ("partial" if done else "failed")
+    detail = {
+        "cancel": sorted(kinds),
+        "done": done,
+        "dynamic": bool(job and job.selection_type == "DYNAMIC"),
+    }
+    await _record(
+        deps, client, asker, "cancel", job_id, instance, job, detail, request_ids, outcome, error
+    )
+
+
+# --- re-upgrade ----------------------------------------------------------------------------
+
+
+async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker: Asker) -> None:
+    """ReupgradeOTATask for every device failed now (read afresh), 10 per call."""
+    instance = deps.service.instance_for(ref.instance_id)
+    request_ids: list[str] = []
+    error: IotError | None = None
+    job: OtaJob | None = None
+    sent = 0
+    try:
+        job = (await deps.service.get_job(ref.job_id, ref.instance_id)).job
+        failures = await deps.service.failures(ref.job_id, ref.instance_id, fresh=True)
+        task_ids = [t.task_id for t in failures.tasks if t.task_id]
+        batches = [
+            task_ids[i : i + REUPGRADE_BATCH] for i in range(0, len(task_ids), REUPGRADE_BATCH)
+        ]
+        results = await asyncio.gather(
+            *(
+                deps.service.client.reupgrade_tasks(ref.job_id, batch, instance_id=instance)
+                for batch in batches
+            ),
+            return_exceptions=True,
+        )
+        for batch, result in zip(batches, results, strict=True):
+            if isinstance(result, IotError):
+                error = error or result
+                if result.request_id:
+                    request_ids.append(result.request_id)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                sent += len(batch)
+                request_ids.append(result or "")
+    except IotError as exc:
+        error = exc
+        if exc.request_id:
+            request_ids.append(exc.request_id)
+    outcome = "done" if error is None else ("partial" if sent else "failed")
+    detail = {"reupgraded": sent}
+    await _record(
+        deps,
+        client,
+        asker,
+        "reupgrade",
+        ref.job_id,
+        instance,
+        job,
+        detail,
+        request_ids,
+        outcome,
+        error,
+    )
+
+
+# --- the record ------------------------------------------------------------------------------
+
+
+async def _record(
+    deps: Deps,
+    client: AsyncWebClient,
+    asker: Asker,
+    action: str,
+    job_id: str,
+    instance: str | None,
+    job: OtaJob | None,
+    detail: dict[str, Any],
+    request_ids: list[str],
+    outcome: str,
+    error: IotError | None,
+) -> None:
+    """Write the action to the database first, then post it in the batch's thread(s) and
+    tell the person who took it (by DM, which works wherever they clicked)."""
+    now = time.time()
+    request_ids = [r for r in request_ids if r]
+    log_id = await deps.store.log_action(
+        at=now,
+        team_id=None,
+        user_id=asker.user_id,
+        user_name=asker.user_name,
+        action=action,
+        job_id=job_id,
+        instance_id=instance,
+        detail=detail,
+        request_ids=request_ids,
+        outcome=outcome,
+        error=str(error) if error else None,
+    )
+    log.info("action %s %s on %s by %s: %s", log_id, action, job_id, asker.user_id, outcome)
+    message = deps.renderer.render(
+        "action_record",
+        action=action,
+        job=job,
+        job_id=job_id,
+        instance_id=instance,
+        detail=detail,
+        request_ids=request_ids,
+        outcome=outcome,
+        error=error,
+        who=asker.user_name,
+        at=now,
+        log_id=log_id,
+        demo=deps.demo,
+    )
+    places = await _post_in_threads(deps, job_id, instance, message, log_id)
+    if not places and asker.channel_id.startswith(("C", "G")):
+        try:
+            await deps.watcher.poster.post(asker.channel_id, message, marker={"action": log_id})
+            places.append(asker.channel_id)
+        except (ChannelUnavailable, SlackApiError) as exc:
+            log.info("could not post action %s in %s: %s", log_id, asker.channel_id, exc)
+    if asker.channel_id not in places:  # the person always learns how it went
+        await deps.watcher.poster.direct_message(asker.user_id, message)
+
+
+async def _post_in_threads(
+    deps: Deps, job_id: str, instance: str | None, message: Message, log_id: int
+) -> list[str]:
+    posted = []
+    for watch in await deps.store.live_watches(job_id=job_id, instance_id=instance):
+        if not watch.card_ts:
+            continue
+        try:
+            await deps.watcher.poster.post(
+                watch.channel_id, message, marker={"action": log_id}, thread_ts=watch.card_ts
+            )
+            posted.append(watch.channel_id)
+        except (ChannelUnavailable, SlackApiError) as exc:
+            log.info("could not post action %s in %s: %s", log_id, watch.channel_id, exc)
+    return posted
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    async def refusal(respond: AsyncRespond, reason: str) -> None:
+        await _say(respond, deps.renderer.render("refused", reason=reason, demo=deps.demo))
+
+    async def stale(respond: AsyncRespond) -> None:
+        await _say(
+            respond,
+            deps.renderer.render("bad_input", reason="stale_button", value="", demo=deps.demo),
+        )
+
+    @app.action("job_cancel")
+    async def cancel_clicked(
+        ack: AsyncAck,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        await ack()
+        asker = _asker(body)
+        reason = await _refuse(deps, "cancel", asker.user_id)
+        if reason:
+            await refusal(respond, reason)
+            return
+        ref = JobRef.from_value(action.get("value"))
+        if ref is None:
+            await stale(respond)
+            return
+        await open_cancel_dialog(deps, client, ref, asker, str(body.get("trigger_id") or ""))
+
+    @app.view(CANCEL_CALLBACK)
+    async def cancel_confirmed(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        asker = _asker(body)
+        try:
+            private = json.loads(view.get("private_metadata") or "")
+            ref = JobRef.from_value(
+                json.dumps({"job": private["job"], "instance": private.get("instance")})
+            )
+        except (ValueError, KeyError, TypeError):
+            ref, private = None, {}
+        reason = await _refuse(deps, "cancel", asker.user_id)
+        if reason or ref is None:
+            # The dialog stays open and says why; nothing is canceled.
+            await ack(response_action="errors", errors={IN_PROGRESS_BLOCK: _refusal_words(reason)})
+            return
+        await ack()  # closes the dialog; the outcome is posted in the thread and by DM
+        values = (view.get("state") or {}).get("values") or {}
+        ticked = (values.get(IN_PROGRESS_BLOCK) or {}).get("in_progress") or {}
+        in_progress = any(
+            o.get("value") == "in_progress" for o in ticked.get("selected_options") or []
+        )
+        channel = str(private.get("channel") or "")
+        asker = Asker(channel_id=channel, user_id=asker.user_id, user_name=asker.user_name)
+        await run_cancel(
+            deps, client, asker, {"job": ref.job_id, "instance": ref.instance_id}, in_progress
+        )
+
+    @app.action("job_reupgrade")
+    async def reupgrade_clicked(
+        ack: AsyncAck,
+        action: dict[str, Any],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        await ack()
+        asker = _asker(body)
+        reason = await _refuse(deps, "reupgrade", asker.user_id)
+        if reason:
+            await refusal(respond, reason)
+            return
+        ref = PageRef.from_value(action.get("value"))
+        if ref is None:
+            await stale(respond)
+            return
+        note = deps.renderer.render(
+            "note", text=f"Re-upgrading the failed devices of batch `{ref.job_id}`…", demo=deps.demo
+        )
+        await _say(respond, note)
+        await run_reupgrade(deps, client, ref, asker)
+
+
+REFUSAL_WORDS = {
+    "action_disabled": "Canceling from Slack is turned off (OTAJOB_ACTIONS). Nothing was canceled.",
+    "not_admin": "Only people in OTAJOB_ADMINS can cancel a rollout. Nothing was canceled.",
+}
+
+
+def _refusal_words(reason: str | None) -> str:
+    """A modal shows input errors as plain text under the block."""
+    stale = "This dialog is out of date. Nothing was canceled: open the card again."
+    return REFUSAL_WORDS.get(reason or "", stale)

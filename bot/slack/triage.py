@@ -1,0 +1,306 @@
+"""On-call triage: failed devices (by reason, paged, as CSV) and lookups around a batch
+(a device's batches, a firmware's batches), each row opening the job card."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from .. import failures as failure_pages
+from ..deps import Deps
+from ..iot.errors import IotError
+from ..iot.models import OtaJob
+from ..iot.service import Failures
+from ..job_ref import JobRef
+from ..render import Message, slack_escape
+from .grammar import DeviceJobs, FailedDevices, FirmwareJobs
+from .replies import answer_with_counts, api_error_message
+from .watching import Asker
+
+# A failure listing that takes longer than this gets a "reading…" message first.
+INTERIM_AFTER_SECONDS = 1.0
+# How a message relates to what Slack can replace later through the response_url:
+# "command": a new message that follow-ups replace; "in_place": the message holding the
+# button is replaced; "new": a new message from a button, which nothing can replace.
+Mode = Literal["command", "in_place", "new"]
+
+
+@dataclass(frozen=True)
+class PageRef:
+    """A failure listing's page, carried in its buttons' values."""
+
+    job_id: str
+    instance_id: str | None
+    page: int
+
+    def to_value(self) -> str:
+        data = {"job": self.job_id, "instance": self.instance_id, "page": self.page}
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_value(cls, value: str | None) -> PageRef | None:
+        """None for anything we did not write (stale or forged payloads)."""
+        ref = JobRef.from_value(value)
+        try:
+            page = int(json.loads(value or "")["page"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if ref is None or not 1 <= page <= 100_000:
+            return None
+        return cls(ref.job_id, ref.instance_id, page)
+
+
+def _ephemeral(respond: AsyncRespond, *, replace: bool = False) -> Any:
+    async def send(message: Message) -> None:
+        await respond(response_type="ephemeral", replace_original=replace, **message.as_kwargs())
+
+    return send
+
+
+async def _job_or_none(deps: Deps, job_id: str, instance_id: str | None) -> OtaJob | None:
+    """The batch, for the listing's title; the listing stands without it."""
+    try:
+        return (await deps.service.get_job(job_id, instance_id)).job
+    except IotError:
+        return None
+
+
+async def failed_devices(
+    deps: Deps,
+    request: FailedDevices,
+    asker: Asker,
+    respond: AsyncRespond,
+    *,
+    page: int = 1,
+    fresh: bool = False,
+    mode: Mode = "command",
+) -> None:
+    """Reasons and one page of devices. A long read shows "reading…" first and is then
+    replaced, where the message can be replaced later (see Mode); paging through a
+    listing reuses it for a minute."""
+    instance = deps.service.instance_for(request.instance_id)
+    reading = asyncio.ensure_future(
+        deps.service.failures(request.job_id, request.instance_id, fresh=fresh)
+    )
+    job_reading = asyncio.ensure_future(_job_or_none(deps, request.job_id, request.instance_id))
+    interim = False
+    if mode != "new":
+        done, _ = await asyncio.wait({reading}, timeout=INTERIM_AFTER_SECONDS)
+        interim = not done
+    if interim:
+        note = deps.renderer.render(
+            "note", text=f"Reading the failed devices of batch `{request.job_id}`…", demo=deps.demo
+        )
+        await _ephemeral(respond, replace=mode == "in_place")(note)
+    send = _ephemeral(respond, replace=mode == "in_place" or interim)
+    try:
+        failures = await reading
+    except IotError as error:
+        job_reading.cancel()
+        await send(api_error_message(deps, error, request.job_id, instance))
+        return
+    job = await job_reading
+    can_reupgrade = bool(failures.tasks) and await deps.admins.may("reupgrade", asker.user_id)
+    await send(render_failures(deps, request.job_id, instance, job, failures, page, can_reupgrade))
+
+
+def render_failures(
+    deps: Deps,
+    job_id: str,
+    instance: str | None,
+    job: OtaJob | None,
+    failures: Failures,
+    page: int,
+    can_reupgrade: bool,
+) -> Message:
+    return deps.renderer.render(
+        "failed",
+        job=job,
+        job_id=job_id,
+        instance_id=instance,
+        failures=failures,
+        reasons=failures.reasons(),
+        page=failure_pages.page_of(failures.tasks, page),
+        can_reupgrade=can_reupgrade and job is not None,
+        nav_value=lambda n: PageRef(job_id, instance, n).to_value(),
+        demo=deps.demo,
+    )
+
+
+async def upload_csv(deps: Deps, ref: PageRef, asker: Asker, respond: AsyncRespond) -> None:
+    """The whole listing as a CSV file in the conversation (or the person's DM)."""
+    try:
+        failures = await deps.service.failures(ref.job_id, ref.instance_id)
+    except IotError as error:
+        instance = deps.service.instance_for(ref.instance_id)
+        await _ephemeral(respond)(api_error_message(deps, error, ref.job_id, instance))
+        return
+    n = len(failures.tasks)
+    where = await deps.watcher.poster.upload(
+        asker.channel_id,
+        asker.user_id,
+        content=failure_pages.to_csv(failures.tasks),
+        filename=f"otajob-{ref.job_id}-failed.csv",
+        title=f"Failed devices of OTA batch {ref.job_id} ({n:,})",
+        # A name, not a mention: asking for a file must not ping anyone.
+        comment=(
+            f"{n:,} failed devices of OTA batch `{ref.job_id}`, "
+            f"asked for by {slack_escape(asker.user_name)}"
+        ),
+    )
+    text = (
+        f"The CSV of {n:,} failed devices is in this conversation."
+        if where == asker.channel_id
+        else "I cannot post files here, so the CSV is in your DM with otajob."
+        if where
+        else "Slack did not take the CSV here or in your DM. Invite otajob here and try again."
+    )
+    await _ephemeral(respond)(deps.renderer.render("note", text=text, demo=deps.demo))
+
+
+async def firmware_jobs(
+    deps: Deps, request: FirmwareJobs, asker: Asker, respond: AsyncRespond
+) -> None:
+    instance = deps.service.instance_for(request.instance_id)
+    try:
+        page = await deps.service.jobs_by_firmware(request.firmware_id, request.instance_id)
+    except IotError as error:
+        await _ephemeral(respond)(api_error_message(deps, error, request.firmware_id, instance))
+        return
+    message = _job_list(
+        deps,
+        page.items,
+        page.total,
+        [page.request_id or ""],
+        instance,
+        firmware_id=request.firmware_id,
+        note=None,
+    )
+    await _ephemeral(respond)(message)
+
+
+async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: AsyncRespond) -> None:
+    instance = deps.service.instance_for(request.instance_id)
+    try:
+        found = await deps.service.jobs_by_device(
+            request.product_key, request.device_name, request.firmware_id, request.instance_id
+        )
+    except IotError as error:
+        subject = f"{request.product_key}/{request.device_name}"
+        await _ephemeral(respond)(api_error_message(deps, error, subject, instance))
+        return
+    note = None
+    if request.firmware_id is None:
+        note = (
+            f"Alibaba Cloud lists a device's batches per update package: asked about "
+            f"{found.firmware_checked} of the product's {found.firmware_total} packages, "
+            f"newest first. Add `firmware <FirmwareId>` to ask about one package."
+        )
+    message = _job_list(
+        deps,
+        found.jobs,
+        len(found.jobs),
+        found.request_ids,
+        instance,
+        product_key=request.product_key,
+        device_name=request.device_name,
+        note=note,
+    )
+    await _ephemeral(respond)(message)
+
+
+def _job_list(
+    deps: Deps,
+    jobs: list[Any],
+    total: int,
+    request_ids: list[str],
+    instance: str | None,
+    *,
+    note: str | None,
+    **subject: str,
+) -> Message:
+    defaults = {"product_key": "", "device_name": "", "firmware_id": ""}
+    return deps.renderer.render(
+        "job_list",
+        jobs=jobs,
+        total=total,
+        request_ids=[r for r in request_ids if r],
+        instance_id=instance,
+        note=note,
+        open_value=lambda job_id: JobRef(job_id, instance).to_value(),
+        demo=deps.demo,
+        **(defaults | subject),
+    )
+
+
+def _asker(body: dict[str, Any]) -> Asker:
+    user = body.get("user") or {}
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id", ""
+    )
+    name = user.get("name") or user.get("username") or user.get("id") or "someone"
+    return Asker(channel_id=str(channel), user_id=str(user.get("id") or ""), user_name=str(name))
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    async def stale(respond: AsyncRespond) -> None:
+        message = deps.renderer.render("bad_input", reason="stale_button", value="", demo=deps.demo)
+        await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+
+    @app.action("job_failed")
+    async def failed_button(
+        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        ref = JobRef.from_value(action.get("value"))
+        if ref is None:
+            await stale(respond)
+            return
+        request = FailedDevices(ref.job_id, ref.instance_id)
+        await failed_devices(deps, request, _asker(body), respond, fresh=True, mode="new")
+
+    @app.action("failed_page")
+    async def failed_page(
+        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        ref = PageRef.from_value(action.get("value"))
+        if ref is None:
+            await stale(respond)
+            return
+        request = FailedDevices(ref.job_id, ref.instance_id)
+        await failed_devices(deps, request, _asker(body), respond, page=ref.page, mode="in_place")
+
+    @app.action("failed_csv")
+    async def failed_csv(
+        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        ref = PageRef.from_value(action.get("value"))
+        if ref is None:
+            await stale(respond)
+            return
+        await upload_csv(deps, ref, _asker(body), respond)
+
+    @app.action("job_open")
+    async def open_card(
+        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        await ack()
+        ref = JobRef.from_value(action.get("value"))
+        if ref is None:
+            await stale(respond)
+            return
+        admin = await deps.admins.is_admin(_asker(body).user_id)
+        await answer_with_counts(deps, ref, _ephemeral(respond), None, admin=admin)
+
+
+ROUTES = {
+    FailedDevices: failed_devices,
+    FirmwareJobs: firmware_jobs,
+    DeviceJobs: device_jobs,
+}
