@@ -144,6 +144,26 @@ def mention(ids: Any) -> SlackText:
     return SlackText(" ".join(parts))
 
 
+def number(value: Any) -> str:
+    """``12345`` -> ``12,345``."""
+    return f"{int(value or 0):,}"
+
+
+def percent(fraction: float | None) -> str:
+    """``0.0912`` -> ``9.1%``; None (nothing to divide by) -> ``n/a``."""
+    return "n/a" if fraction is None else f"{fraction * 100:.1f}%"
+
+
+def safe_join(parts: Any, sep: str = "") -> SlackText:
+    """Join text for mrkdwn: data parts are escaped, SlackText parts (``cut`` output, date
+    tokens, mentions) kept. Jinja's ``~`` and ``join`` would lose which is which."""
+    return SlackText(
+        slack_escape(sep).join(
+            p if isinstance(p, SlackText) else slack_escape(_as_text(p)) for p in parts
+        )
+    )
+
+
 def _compact_json(value: Any) -> str:
     """A value of unknown shape as readable JSON (escaped later like any other text)."""
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -219,9 +239,20 @@ class Renderer:
         self._blocks_env = Environment(finalize=_finalize, autoescape=True, **common)
         self._text_env = Environment(autoescape=False, **common)
         for env in (self._blocks_env, self._text_env):
-            env.filters.update(plain=plain, text=_as_text, compact=_compact_json, duration=duration)
+            env.filters.update(
+                plain=plain,
+                text=_as_text,
+                compact=_compact_json,
+                duration=duration,
+                num=number,
+                pct=percent,
+            )
             env.globals.update(
-                date=slack_date, channel=channel_link, epoch=_from_epoch, mention=mention
+                date=slack_date,
+                channel=channel_link,
+                epoch=_from_epoch,
+                mention=mention,
+                safe_join=safe_join,
             )
         self._blocks_env.filters["cut"] = cut
         # In a terminal nothing is parsed as markup: cut without escaping.

@@ -123,7 +123,11 @@ async def test_share_posts_in_channel_naming_the_sharer(runtime, fake_slack, emu
     text = dump(post)
     assert "Shared by alice" in text and "<@" not in text
     actions = [b for b in post.body["blocks"] if b["type"] == "actions"]
-    assert [e["action_id"] for e in actions[0]["elements"]] == ["job_refresh", "job_failed", "job_watch"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == [
+        "job_refresh",
+        "job_failed",
+        "job_watch",
+    ]
 
 
 @pytest.mark.parametrize("value", ["", "not json", '{"job": "bad id!"}', '{"job": ["x"]}'])
@@ -221,7 +225,11 @@ async def test_refresh_keeps_a_shared_card_shared(runtime, fake_slack, emulator)
     (post,) = await fake_slack.wait_for_posts("b1")
     assert "Shared by alice" in dump(post) and post.body["replace_original"] is True
     actions = [b for b in post.body["blocks"] if b["type"] == "actions"]
-    assert [e["action_id"] for e in actions[0]["elements"]] == ["job_refresh", "job_failed", "job_watch"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == [
+        "job_refresh",
+        "job_failed",
+        "job_watch",
+    ]
 
 
 async def test_failed_refresh_leaves_the_card_and_tells_the_clicker(runtime, fake_slack, emulator):

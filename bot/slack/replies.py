@@ -15,22 +15,10 @@ from dataclasses import dataclass
 
 from ..deps import Deps
 from ..iot.errors import IotError, error_kind
-from ..iot.models import JobResult, TaskCounts
+from ..iot.models import Counts, JobResult
 from ..job_ref import JobRef
 from ..render import Message
 from ..watch.store import ENDED
-
-
-@dataclass(frozen=True)
-class Counts:
-    """What a card says about device results: the counts, why they are missing, or that
-    they are on their way."""
-
-    counts: TaskCounts | None = None
-    error: IotError | None = None
-    loading: bool = False
-    slow: bool = False  # not in within ONE_MESSAGE_WAIT: the card went without them
-
 
 LOADING = Counts(loading=True)
 

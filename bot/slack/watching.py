@@ -48,6 +48,8 @@ async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespo
             user_name=asker.user_name,
             only=request.only,
             quiet=request.quiet,
+            alert=request.alert,
+            notify=request.notify,
         )
     except IotError as error:
         instance = deps.service.instance_for(request.instance_id)

@@ -23,11 +23,12 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from ..iot.errors import IotError, error_kind
-from ..iot.models import JobResult, OtaJob, TaskCounts
+from ..iot.models import TASK_STATUSES, Counts, JobResult, OtaJob, TaskCounts
 from ..iot.quota import Priority
 from ..iot.service import OtaService
 from ..job_ref import JobRef
 from ..render import Message, Renderer
+from .alerts import AlertRule, step
 from .poster import ChannelUnavailable, SlackPoster
 from .store import ACTIVE, PAUSED, Store, Watch
 from .transitions import PLANNED, Transition, diff, wanted
@@ -52,6 +53,7 @@ class Outcome(Enum):
     EXISTS = "exists"
     FINISHED = "finished"
     CHANNEL_UNAVAILABLE = "channel_unavailable"
+    ALERT_SET = "alert_set"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Watcher:
         self._clock = clock
         self._rng = rng or random.Random()
         self._polled_jobs = 0
+        self._alerted_jobs = 0
         self._inflight: dict[tuple[str, str | None], asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -102,8 +105,11 @@ class Watcher:
         user_name: str,
         only: frozenset[str] = frozenset(),
         quiet: bool = False,
+        alert: AlertRule | None = None,
+        notify: tuple[str, ...] = (),
     ) -> WatchResult:
-        """Subscribe a channel. IotError propagates: the caller shows it to the person."""
+        """Subscribe a channel. IotError propagates: the caller shows it to the person.
+        Watching again with an alert sets (or replaces) the existing watch's alert."""
         instance = self.service.instance_for(instance_id)
         result = await self.service.get_job(job_id, instance, fresh=True)
         async with self._lock(job_id, instance):
@@ -124,9 +130,21 @@ class Watcher:
                 quiet=quiet,
                 now=now,
                 expires_at=now + self.settings.max_days * DAY,
+                alert_rule=alert.text if alert else None,
+                notify=notify,
             )
-            self._polled_jobs = await self.store.count_polled_jobs()
             outcome = Outcome.CREATED if created else Outcome.EXISTS
+            if (
+                not created
+                and alert is not None
+                and (watch.alert_rule != alert.text or watch.notify != notify)
+            ):
+                await self.store.set_watch(
+                    watch.id, alert_rule=alert.text, notify=notify, alerting=False
+                )
+                watch = await self.store.get_watch(watch.id) or watch
+                outcome = Outcome.ALERT_SET
+            await self._count_jobs()
             if not created and watch.state == PAUSED:
                 await self.store.set_watch(watch.id, state=ACTIVE, note=None)
                 await self.store.forget_posts(watch.id, "dm")  # a new pause may DM again
@@ -158,11 +176,17 @@ class Watcher:
         same job never interleave their posts."""
         return self._locks[(job_id, instance_id)]
 
+    async def _count_jobs(self) -> None:
+        self._polled_jobs = await self.store.count_polled_jobs()
+        self._alerted_jobs = await self.store.count_alerted_jobs()
+
     def interval(self) -> float:
         """The real time between two polls of a job, given how many jobs share the budget.
-        A poll holds its quota place a little over a second, and final summaries cost
-        seven more calls: plan on 80 % of the share."""
-        spread = self._polled_jobs / (self.settings.budget_per_second * 0.8)
+        A job with an alert costs eight calls a poll (its device counts too). A poll holds
+        its quota place a little over a second, and final summaries cost seven more
+        calls: plan on 80 % of the share."""
+        calls = self._polled_jobs + len(TASK_STATUSES) * self._alerted_jobs
+        spread = calls / (self.settings.budget_per_second * 0.8)
         return max(self.settings.poll_seconds, spread)
 
     # --- the loop ------------------------------------------------------------------------
@@ -216,7 +240,7 @@ class Watcher:
         if room <= 0:
             return started
         now = self._clock()
-        self._polled_jobs = await self.store.count_polled_jobs()
+        await self._count_jobs()
         for watch in await self.store.expired_watches(now):
             async with self._lock(watch.job_id, watch.instance_id):
                 await self._end(watch, "expired")
@@ -272,11 +296,7 @@ class Watcher:
             async with self._lock(job_id, instance_id):
                 await self._poll_failed(job_id, instance_id, errors, exc)
             return
-        counts = _Once(
-            lambda: self.service.count_tasks(
-                job_id, instance_id, fresh=True, priority=Priority.BACKGROUND
-            )
-        )
+        counts = _Once(lambda: self._read_counts(job_id, instance_id))
         async with self._lock(job_id, instance_id):
             # Read the watches again: one may have been unwatched while the API answered.
             for watch in await self.store.live_watches(
@@ -284,6 +304,8 @@ class Watcher:
             ):
                 try:
                     await self._advance(watch, result, counts)
+                    if watch.alert_rule and not result.job.is_finished:
+                        await self._check_alert(watch, result, counts)
                 except ChannelUnavailable as exc:
                     await self._pause(watch, exc.error)
                 except SlackApiError as exc:  # 429s are retried by slack_sdk; others next poll
@@ -337,10 +359,76 @@ class Watcher:
                 await self.store.set_watch(watch.id, told_status=transition.to_status)
         finished = result.job.is_finished
         if transitions:
-            card = self.card(watch, result, ended=finished)
+            known = counts.peek()
+            card = self.card(watch, result, ended=finished, counts=Counts(known) if known else None)
             await self.poster.update(watch.channel_id, watch.card_ts or "", card)
         if finished:
             await self.store.end_watch(watch.id, "finished", self._clock())
+
+    async def _read_counts(self, job_id: str, instance_id: str | None) -> TaskCounts:
+        counts = await self.service.count_tasks(
+            job_id, instance_id, fresh=True, priority=Priority.BACKGROUND
+        )
+        await self.store.record_counts(
+            job_id, instance_id, json.dumps(counts.counts), self._clock()
+        )
+        return counts
+
+    async def _check_alert(self, watch: Watch, result: JobResult, counts: _Once) -> None:
+        """Post an alert when the failure count crosses the watch's threshold; remember
+        that it did, so it posts again only after a recovery."""
+        rule = AlertRule.parse(watch.alert_rule or "")
+        if rule is None:
+            return
+        try:
+            task_counts = await counts()
+        except IotError as exc:  # no counts this time: judge at the next poll
+            log.warning("counts for the alert on watch %d: %s", watch.id, exc)
+            return
+        current = await self.store.get_watch(watch.id) or watch
+        decision = step(rule, task_counts, current.alerting)
+        if decision.fire:
+            number = current.alerts_sent + 1
+            message = self.renderer.render(
+                "alert",
+                job=result.job,
+                job_id=watch.job_id,
+                rule=rule,
+                counts=task_counts,
+                notify=current.notify,
+                demo=self.demo,
+            )
+            await self._deliver(
+                current,
+                "alert",
+                f"alert-{number}",
+                message,
+                thread_ts=current.card_ts,
+                broadcast=True,
+                watch_values={"alerting": True, "alerts_sent": number},
+            )
+        elif decision.recovered:
+            message = self.renderer.render(
+                "alert",
+                job=result.job,
+                job_id=watch.job_id,
+                rule=rule,
+                counts=task_counts,
+                notify=(),
+                recovered=True,
+                demo=self.demo,
+            )
+            await self._deliver(
+                current,
+                "alert",
+                f"recovered-{current.alerts_sent}",
+                message,
+                thread_ts=current.card_ts,
+                watch_values={"alerting": False},
+            )
+        if (decision.fire or decision.recovered) and current.card_ts:
+            card = self.card(current, result, counts=Counts(task_counts))
+            await self.poster.update(current.channel_id, current.card_ts, card)
 
     async def _post_transition(
         self, watch: Watch, result: JobResult, transition: Transition, counts: _Once
@@ -371,10 +459,10 @@ class Watcher:
         )
 
     def card(
-        self, watch: Watch, result: JobResult, *, ended: bool = False, counts: Any = None
+        self, watch: Watch, result: JobResult, *, ended: bool = False, counts: Counts | None = None
     ) -> Message:
         """The watched card: the job card plus how it is watched (or that it no longer is).
-        ``counts``: a replies.Counts, or None to leave device results off."""
+        ``counts`` None leaves device results off."""
         return self.renderer.render(
             "job",
             job=result.job,
@@ -406,13 +494,18 @@ class Watcher:
         thread_ts: str | None,
         broadcast: bool = False,
         told_status: str | None = None,
+        watch_values: dict[str, Any] | None = None,
     ) -> str:
-        """Post once: record the intent, look for an earlier attempt, post, record."""
+        """Post once: record the intent, look for an earlier attempt, post, record.
+        ``watch_values`` are stored on the watch together with the post's record."""
         now = self._clock()
+        values: dict[str, Any] = dict(watch_values or {})
+        if told_status is not None:
+            values["told_status"] = told_status
         entry = await self.store.begin_post(watch.id, kind, key, now)
         if entry.state == "posted" and entry.ts:
-            if told_status is not None:  # e.g. a status that went back and forth
-                await self.store.set_watch(watch.id, told_status=told_status)
+            if values:  # e.g. a status that went back and forth
+                await self.store.set_watch(watch.id, **values)
             return entry.ts
         marker = {"watch": watch.id, "kind": kind, "key": key}
         ts = None
@@ -424,9 +517,6 @@ class Watcher:
             ts = await self.poster.post(
                 watch.channel_id, message, marker=marker, thread_ts=thread_ts, broadcast=broadcast
             )
-        values: dict[str, str] = {}
-        if told_status is not None:
-            values["told_status"] = told_status
         if kind == "card":
             values["card_ts"] = ts
         await self.store.finish_post(entry.id, ts, self._clock(), watch_id=watch.id, **values)
@@ -486,3 +576,9 @@ class _Once:
         if self._task is None:
             self._task = asyncio.ensure_future(self._load())
         return await self._task
+
+    def peek(self) -> TaskCounts | None:
+        """The counts if this poll read them (for the card), without reading them."""
+        if self._task is None or not self._task.done() or self._task.exception():
+            return None
+        return self._task.result()

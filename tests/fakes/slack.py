@@ -317,6 +317,11 @@ class FakeSlack:
             case "chat.getPermalink":
                 p_ts = "p" + str(a.get("message_ts", "")).replace(".", "")
                 return {"channel": channel, "permalink": f"{_WEB}archives/{channel}/{p_ts}"}
+            case "conversations.open":
+                users = str(a.get("users") or "")
+                if not users or "," in users:
+                    raise _Refused("users_list_not_supplied" if not users else "not_implemented")
+                return {"channel": {"id": "D" + users}}
             case "conversations.join":
                 return self._join(channel)
             case "conversations.leave":
@@ -577,7 +582,8 @@ class FakeSlack:
 
 
 def _is_dm(channel: Any) -> bool:
-    return isinstance(channel, str) and channel[:1] in ("U", "W")
+    """A user ID (chat.postMessage opens the DM) or a DM channel from conversations.open."""
+    return isinstance(channel, str) and channel[:1] in ("U", "W", "D")
 
 
 def _is_top_level(msg: dict) -> bool:
