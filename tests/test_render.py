@@ -262,22 +262,12 @@ def test_validation_catches_what_slack_rejects(blocks, problem) -> None:
 def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, code) -> None:
     """Transition replies, watch notes, DMs, watch answers and listings escape everything."""
     from datetime import timedelta
-    from types import SimpleNamespace
 
     from bot.iot.models import TaskCounts
     from bot.watch.transitions import Transition
 
     job = OtaJob(job_status="COMPLETED", name=name, job_id=job_id, src_versions=[note])
-    watch = SimpleNamespace(
-        job_id=job_id,
-        channel_id="C123",
-        created_by_name=user,
-        created_at=0.0,
-        only=frozenset({"COMPLETED"}),
-        quiet=False,
-        state="paused",
-        note=note,
-    )
+    watch = hostile_watch(job_id, user, note)
     error = IotApiError(code or "X", note, user, 400)
     final = Transition("IN_PROGRESS", "COMPLETED", NOW, timedelta(hours=3))
     counts = TaskCounts(counts={"SUCCEEDED": 10, "FAILED": 2})
@@ -329,7 +319,184 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
             error=note,
             demo=False,
         )
-        for outcome in ("created", "exists", "finished", "channel_unavailable", "not_a_member")
+        for outcome in (
+            "created",
+            "exists",
+            "alert_set",
+            "finished",
+            "channel_unavailable",
+            "not_a_member",
+        )
     ]
     for message in messages:
         assert_no_markup_from_data(message)
+
+
+def hostile_watch(job_id: str, user: str, note: str, **overrides):
+    from bot.watch.store import Watch
+
+    fields = {
+        "id": 7,
+        "job_id": job_id,
+        "instance_id": None,
+        "channel_id": "C123",
+        "created_by": "U1",
+        "created_by_name": user,
+        "created_at": 0.0,
+        "expires_at": 1.0,
+        "only": frozenset({"COMPLETED"}),
+        "quiet": False,
+        "card_ts": "1.2",
+        "told_status": note,
+        "state": "paused",
+        "note": note,
+        "alert_rule": "failed>5%",
+        "notify": ("U0ONCALL", "S0GROUP"),
+        "alerting": True,
+    }
+    return Watch(**(fields | overrides))
+
+
+MENTIONS = re.compile(r"<@U0ONCALL>|<!subteam\^S0GROUP>")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=hostile, job_id=hostile, note=hostile, user=hostile, code=hostile)
+def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, code) -> None:
+    """Failed-device listings, lookups, alerts, the Home tab, the cancel dialog and action
+    records escape everything; the only mentions are the configured notify IDs."""
+    from bot.failures import page_of
+    from bot.iot.models import JobSummary, OtaTask, TaskCounts
+    from bot.iot.service import Failures
+    from bot.watch.alerts import AlertRule
+
+    job = OtaJob(job_status="IN_PROGRESS", name=name, job_id=job_id, src_versions=[note])
+    error = IotApiError(code or "X", note, user, 400)
+    counts = TaskCounts(counts={"SUCCEEDED": 100, "FAILED": 12, "QUEUED": 5, "IN_PROGRESS": 3})
+    tasks = [
+        OtaTask(
+            task_id=f"T{i}", device_name=name, src_version=note, task_desc=note if i % 2 else code
+        )
+        for i in range(30)
+    ]
+    failures = Failures(tasks=tasks, total=45, request_ids=[user])
+    watch = hostile_watch(job_id, user, note)
+    messages = [
+        RENDERER.render(
+            "failed",
+            job=job,
+            job_id=job_id,
+            instance_id=note,
+            failures=failures,
+            reasons=failures.reasons(),
+            page=page_of(tasks, 1),
+            can_reupgrade=True,
+            nav_value=lambda n: note,
+            demo=True,
+        ),
+        RENDERER.render(
+            "job_list",
+            jobs=[JobSummary(job_id=job_id, job_status=note, job_type=name, firmware_id=code)] * 3,
+            total=3,
+            request_ids=[user],
+            instance_id=note,
+            note=note,
+            open_value=lambda j: j,
+            product_key=name,
+            device_name=user,
+            firmware_id=code,
+            demo=False,
+        ),
+        RENDERER.render("note", text=note, demo=False),
+        RENDERER.render("refused", reason=note, demo=False),
+        RENDERER.render(
+            "action_record",
+            action="cancel",
+            job=job,
+            job_id=job_id,
+            instance_id=note,
+            detail={"cancel": ["queued", "in_progress"], "done": ["strategy"], "dynamic": True},
+            request_ids=[user, code],
+            outcome="partial",
+            error=error,
+            who=user,
+            at=0.0,
+            log_id=3,
+            demo=True,
+        ),
+        RENDERER.render(
+            "action_record",
+            action="reupgrade",
+            job=None,
+            job_id=job_id,
+            instance_id=None,
+            detail={"reupgraded": 12},
+            request_ids=[],
+            outcome="failed",
+            error=error,
+            who=user,
+            at=0.0,
+            log_id=4,
+            demo=False,
+        ),
+    ]
+    for message in messages:
+        assert_no_markup_from_data(message)
+    for recovered in (False, True):
+        alert = RENDERER.render(
+            "alert",
+            job=job,
+            job_id=job_id,
+            rule=AlertRule(5, True),
+            counts=counts,
+            notify=("U0ONCALL", "S0GROUP", note),  # a stray value is never a mention
+            recovered=recovered,
+            demo=False,
+        )
+        for text in mrkdwn_texts(alert):
+            stripped = MENTIONS.sub("", text)
+            assert "<" not in stripped and ">" not in stripped, text
+        assert ("<@U0ONCALL>" in alert.text) is not recovered
+    views = [
+        RENDERER.view(
+            "home",
+            rows=[
+                {"watch": watch, "job": job, "counts": counts, "link": "https://x", "error": error},
+                {
+                    "watch": hostile_watch(job_id, user, note, alert_rule=None),
+                    "job": None,
+                    "counts": None,
+                    "link": None,
+                },
+            ],
+            refreshing=False,
+            now=0.0,
+            demo=True,
+        ),
+        RENDERER.view(
+            "cancel_modal",
+            loading=False,
+            private=note,
+            demo=False,
+            now=0.0,
+            error=None,
+            job=job,
+            job_id=job_id,
+            counts=counts,
+        ),
+        RENDERER.view(
+            "cancel_modal",
+            loading=False,
+            private=note,
+            demo=False,
+            now=0.0,
+            error=error,
+            job=None,
+            job_id=job_id,
+            counts=None,
+        ),
+    ]
+    for view in views:
+        from bot.render import Message
+
+        assert_no_markup_from_data(Message(text="view", blocks=view["blocks"]))
