@@ -9,8 +9,10 @@ from datetime import UTC
 
 from .iot.models import OtaTask
 
-PAGE_SIZE = 20  # device rows per Slack message; with reasons and buttons, within 50 blocks
-TOP_REASONS = 10
+# Device rows per Slack message: ten rows of hostile-length data, the reasons and the
+# buttons stay under Slack's message size limit.
+PAGE_SIZE = 10
+TOP_REASONS = 8
 CSV_COLUMNS = (
     "DeviceName",
     "ProductKey",

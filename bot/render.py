@@ -131,16 +131,13 @@ MENTIONABLE = re.compile(r"^[UWS][A-Z0-9]{2,30}$")
 
 
 def mention(ids: Any) -> SlackText:
-    """``<@U1> <!subteam^S2>`` for validated IDs; anything else is shown as escaped text."""
+    """``<@U1> <!subteam^S2>`` for validated IDs; anything else is left out: it can be
+    no one to notify."""
     parts = []
     for raw in ids or ():
         value = str(raw)
-        if not MENTIONABLE.match(value):
-            parts.append(slack_escape(_as_text(value)))
-        elif value.startswith("S"):
-            parts.append(f"<!subteam^{value}>")
-        else:
-            parts.append(f"<@{value}>")
+        if MENTIONABLE.match(value):
+            parts.append(f"<!subteam^{value}>" if value.startswith("S") else f"<@{value}>")
     return SlackText(" ".join(parts))
 
 

@@ -390,6 +390,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
             failures=failures,
             reasons=failures.reasons(),
             page=page_of(tasks, 1),
+            top_reasons=8,
             can_reupgrade=True,
             nav_value=lambda n: note,
             demo=True,
@@ -407,7 +408,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
             firmware_id=code,
             demo=False,
         ),
-        RENDERER.render("note", text=note, demo=False),
+        RENDERER.render("note", text="Reading " + note, demo=False),
         RENDERER.render("refused", reason=note, demo=False),
         RENDERER.render(
             "action_record",

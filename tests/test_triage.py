@@ -66,7 +66,7 @@ async def test_failed_devices_grouped_by_reason_most_common_first(runtime, fake_
     assert lines[0].startswith("`13`  download timeout")
     assert [line.split("`")[1] for line in lines] == ["13", "12", "12"]
     assert "&lt;!channel&gt;" in text and "<!channel>" not in text and "<@" not in text
-    assert "Devices 1–20 of 37" in text and "page 1 of 2" in text
+    assert "Devices 1–10 of 37" in text and "page 1 of 4" in text
     assert set(buttons(post.body["blocks"])) == {"failed_page", "failed_csv"}
 
 
@@ -80,11 +80,11 @@ async def test_paging_replaces_the_listing_without_reading_it_again(runtime, fak
     )
     (page2,) = await fake_slack.wait_for_posts("b1")
     assert page2.body["replace_original"] is True
-    assert "Devices 21–40 of 45" in dump(page2) and "page 2 of 3" in dump(page2)
+    assert "Devices 11–20 of 45" in dump(page2) and "page 2 of 5" in dump(page2)
     assert emulator.count("ListOTATaskByJob") == calls  # the listing was kept for paging
     names = {f"dev-{i:06d}" for i in range(45)}
     shown = [n for n in names if n in dump(page2)]
-    assert len(shown) == 20
+    assert len(shown) == 10
 
 
 async def test_csv_of_all_failed_devices_goes_to_the_conversation(runtime, fake_slack, emulator):

@@ -125,6 +125,7 @@ def render_failures(
         failures=failures,
         reasons=failures.reasons(),
         page=failure_pages.page_of(failures.tasks, page),
+        top_reasons=failure_pages.TOP_REASONS,
         can_reupgrade=can_reupgrade and job is not None,
         nav_value=lambda n: PageRef(job_id, instance, n).to_value(),
         demo=deps.demo,
