@@ -6,6 +6,9 @@ import pytest
 
 from bot.slack.grammar import (
     BadInput,
+    DeviceJobs,
+    FailedDevices,
+    FirmwareJobs,
     ListWatches,
     QueryJob,
     ShowHelp,
@@ -13,6 +16,9 @@ from bot.slack.grammar import (
     WatchJob,
     parse_command,
 )
+from bot.watch.alerts import AlertRule
+
+J = "HvKuBpuk3rdk6E92CPa1b20200"
 
 
 @pytest.mark.parametrize(
@@ -70,6 +76,64 @@ from bot.slack.grammar import (
         ("watches", ListWatches()),
         ("watches all", ListWatches(everywhere=True)),
         ("watches mine", BadInput("extra_words", "mine")),
+        (f"{J} failed", FailedDevices(J)),
+        (
+            f"failed {J} instance iot-1a2b",
+            FailedDevices(J, "iot-1a2b"),
+        ),
+        (f"{J} failed please", BadInput("extra_words", "please")),
+        ("device a1Gw7Tk9Lmp light-0042", DeviceJobs("a1Gw7Tk9Lmp", "light-0042")),
+        (
+            "device a1Gw7Tk9Lmp light@home:1 firmware Fw7kGwPkg2d4R8sLqT1Vb30100 instance iot-1a2b",
+            DeviceJobs("a1Gw7Tk9Lmp", "light@home:1", "Fw7kGwPkg2d4R8sLqT1Vb30100", "iot-1a2b"),
+        ),
+        ("device a1Gw7Tk9Lmp", BadInput("missing_device")),
+        ("device a1Gw****Lmp light", BadInput("masked_id", "a1Gw****Lmp")),
+        ("device a1Gw7Tk9Lmp <!channel>", BadInput("bad_device_name", "!channel")),
+        ("device a1Gw7Tk9Lmp light firmware", BadInput("missing_firmware")),
+        ("firmware Fw7kGwPkg2d4R8sLqT1Vb30100", FirmwareJobs("Fw7kGwPkg2d4R8sLqT1Vb30100")),
+        ("firmware", BadInput("missing_firmware")),
+        ("firmware Fw-1!", BadInput("bad_firmware_id", "Fw-1!")),
+        (
+            f"watch {J} alert failed>5% notify <@U0ONCALL1|ann> <!subteam^S0FW1|@fw>",
+            WatchJob(
+                J,
+                alert=AlertRule(5, True),
+                notify=("U0ONCALL1", "S0FW1"),
+            ),
+        ),
+        (
+            f"watch {J} quiet alert failed > 20 notify <@U0ONCALL1>, <@U0ONCALL1>",
+            WatchJob(
+                J,
+                quiet=True,
+                alert=AlertRule(20, False),
+                notify=("U0ONCALL1",),
+            ),
+        ),
+        (f"watch {J} alert", BadInput("missing_alert")),
+        (
+            f"watch {J} alert failed>150%",
+            BadInput("bad_alert", "failed>150%"),
+        ),
+        (f"watch {J} alert failed>5% notify", BadInput("missing_notify")),
+        (
+            f"watch {J} alert failed>5% notify @ann",
+            BadInput("plain_mention", "@ann"),
+        ),
+        (
+            f"watch {J} alert failed>5% notify <!channel>",
+            BadInput("whole_channel", "<!channel>"),
+        ),
+        (
+            f"watch {J} alert failed>5% notify @here",
+            BadInput("whole_channel", "@here"),
+        ),
+        (f"watch {J} notify <@U0ONCALL1>", BadInput("notify_without_alert")),
+        (
+            f"unwatch {J} alert failed>5%",
+            BadInput("extra_words", "alert failed>5%"),
+        ),
     ],
 )
 def test_parse_command(text, expected) -> None:

@@ -94,3 +94,54 @@ async def test_outbox_records_intent_then_post(store) -> None:
     await store.finish_post(entry.id, "111.1", 3.0, watch_id=watch.id, told_status="IN_PROGRESS")
     assert (await store.get_watch(watch.id)).told_status == "IN_PROGRESS"
     assert await store.posted(watch.id) == [("transition", "PLANNED>IN_PROGRESS")]
+
+
+async def test_a_version_2_database_gains_the_triage_schema(tmp_path) -> None:
+    """v3 adds alert columns, poll counts, event dedup and the action log to a database
+    made before them, keeping its watches."""
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    store = await Store.open(url)
+    await add(store)
+    async with store.engine.begin() as conn:  # back to the v2 shape
+        for column in ("alert_rule", "notify", "alerting", "alerts_sent"):
+            await conn.execute(text(f"ALTER TABLE watches DROP COLUMN {column}"))
+        for column in ("counts_json", "counted_at"):
+            await conn.execute(text(f"ALTER TABLE polls DROP COLUMN {column}"))
+        await conn.execute(text("DROP TABLE events_seen"))
+        await conn.execute(text("DROP TABLE action_log"))
+        await conn.execute(text("DELETE FROM schema_version WHERE version = 3"))
+    await store.close()
+
+    upgraded = await Store.open(url)
+    try:
+        (watch,) = await upgraded.live_watches()
+        assert watch.alert_rule is None and watch.notify == () and not watch.alerting
+        await upgraded.set_watch(watch.id, alert_rule="failed>5%", notify=("U0ONCALL1",))
+        assert (await upgraded.get_watch(watch.id)).notify == ("U0ONCALL1",)
+        assert await upgraded.first_delivery("Ev1", 10.0)
+        assert not await upgraded.first_delivery("Ev1", 11.0)
+        log_id = await upgraded.log_action(
+            at=1.0,
+            team_id=None,
+            user_id="U1",
+            user_name="ann",
+            action="cancel",
+            job_id=watch.job_id,
+            instance_id=None,
+            detail={"cancel": ["queued"]},
+            request_ids=["R1"],
+            outcome="done",
+        )
+        (row,) = await upgraded.actions_for(watch.job_id)
+        assert row["id"] == log_id and row["request_ids"] == "R1"
+    finally:
+        await upgraded.close()
+
+
+async def test_event_ids_are_forgotten_after_a_day(store) -> None:
+    assert await store.first_delivery("Ev1", 0.0)
+    assert not await store.first_delivery("Ev1", 100.0)
+    assert await store.first_delivery("Ev2", 90_000.0)  # prunes Ev1
+    assert await store.first_delivery("Ev1", 90_001.0)
