@@ -7,7 +7,8 @@
 4. Job card render throughput, for the spec's example job and for hostile long strings.
 5. Peak RSS.
 
-Then bench/watchers.py: 1,000 watches polled under the quota share (its own table).
+Then bench/watchers.py: 1,000 watches polled under the quota share (its own table), and
+bench/triage.py: device counts of a 100,000-device batch, 10,000 failed devices, the CSV.
 
 Not a test: it asserts nothing about timing, but says clearly which target it missed.
 """
@@ -365,6 +366,10 @@ def main() -> None:
     from bench.watchers import print_watchers  # imports this module: not at the top
 
     print_watchers()
+    print()
+    from bench.triage import main as triage
+
+    asyncio.run(triage())
 
 
 if __name__ == "__main__":

@@ -92,15 +92,17 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
     )
 
 
-async def publish_home(deps: Deps, client: AsyncWebClient, user_id: str, *, refresh: bool) -> None:
+async def publish_home(
+    deps: Deps, client: AsyncWebClient, user_id: str, *, refresh: bool, fresh: bool = False
+) -> None:
     """The Home tab: jobs watched in channels this person is in. Published at once from
     what the watchers last read, then, with ``refresh``, again after reading the newest
-    of them afresh."""
+    of them afresh (``fresh``: past the service's few-seconds cache, for the button)."""
     rows = await _home_rows(deps, client, user_id)
     await _publish(deps, client, user_id, rows, refreshing=refresh and bool(rows))
     if not refresh or not rows:
         return
-    await asyncio.gather(*(_refresh_row(deps, row) for row in rows[:HOME_REFRESH]))
+    await asyncio.gather(*(_refresh_row(deps, row, fresh) for row in rows[:HOME_REFRESH]))
     await _publish(deps, client, user_id, rows, refreshing=False)
 
 
@@ -122,7 +124,6 @@ async def _home_rows(deps: Deps, client: AsyncWebClient, user_id: str) -> list[d
                 "job": OtaJob.parse(data) if data else None,
                 "counts": TaskCounts(counts=counts) if counts else None,
                 "counted_at": poll.counted_at if poll else None,
-                "polled_at": poll.polled_at if poll else None,
                 "link": None,
             }
         )
@@ -162,19 +163,21 @@ async def _permalink(client: AsyncWebClient, watch: Watch) -> str | None:
     return _permalinks[key]
 
 
-async def _refresh_row(deps: Deps, row: dict[str, Any]) -> None:
+async def _refresh_row(deps: Deps, row: dict[str, Any], fresh: bool = False) -> None:
     """Fresh status and counts for one row. Counts go at background priority: the Home tab
     must not hold up someone's /otajob behind seven calls per batch."""
     watch: Watch = row["watch"]
     try:
-        row["job"] = (await deps.service.get_job(watch.job_id, watch.instance_id)).job
+        row["job"] = (
+            await deps.service.get_job(watch.job_id, watch.instance_id, fresh=fresh)
+        ).job
     except IotError as exc:
         row["error"] = exc
         return
     ref = JobRef(watch.job_id, watch.instance_id)
     try:
         counts = await deps.service.count_tasks(
-            ref.job_id, ref.instance_id, priority=Priority.BACKGROUND
+            ref.job_id, ref.instance_id, fresh=fresh, priority=Priority.BACKGROUND
         )
     except IotError as exc:
         row["error"] = exc
@@ -221,7 +224,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @app.action("home_refresh")
     async def home_refresh(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await publish_home(deps, client, str((body.get("user") or {}).get("id")), refresh=True)
+        user_id = str((body.get("user") or {}).get("id"))
+        await publish_home(deps, client, user_id, refresh=True, fresh=True)
 
     @app.action("home_open")
     async def home_open(ack: AsyncAck) -> None:

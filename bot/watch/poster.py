@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..render import Message
@@ -129,14 +129,11 @@ class SlackPoster:
         """Upload a file to ``channel`` (joining a public one if needed), else to the app's
         DM with ``user``. Returns where it went (a channel ID), or None if nowhere would
         take it."""
+        kwargs = {"content": content, "filename": filename, "title": title}
         for attempt in (1, 2):
             try:
                 await self.client.files_upload_v2(
-                    channel=channel,
-                    content=content,
-                    filename=filename,
-                    title=title,
-                    initial_comment=comment,
+                    channel=channel, initial_comment=comment, **kwargs
                 )
                 return channel
             except SlackApiError as exc:
@@ -145,13 +142,14 @@ class SlackPoster:
                     continue
                 log.info("could not upload to %s: %s; sending it by DM", channel, error)
                 break
+            except SlackClientError as exc:  # the upload itself failed (HTTP error)
+                log.warning("could not upload to %s: %s", channel, exc)
+                return None
         try:
             opened = await self.client.conversations_open(users=user)
             dm = str((opened.get("channel") or {}).get("id") or "")
-            await self.client.files_upload_v2(
-                channel=dm, content=content, filename=filename, title=title, initial_comment=comment
-            )
+            await self.client.files_upload_v2(channel=dm, initial_comment=comment, **kwargs)
             return dm
-        except SlackApiError as exc:
-            log.warning("could not upload to %s's DM either: %s", user, _error(exc))
+        except SlackClientError as exc:
+            log.warning("could not upload to %s's DM either: %s", user, exc)
             return None

@@ -104,7 +104,7 @@ class FakeSlack:
 
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # file uploads
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{key}", self._webhook)
         app.router.add_post("/upload/{file_id}", self._upload)
