@@ -281,3 +281,36 @@ class Renderer:
     def text(self, name: str, **context: Any) -> str:
         """Render ``templates/<name>.txt.j2`` as plain text (terminal output)."""
         return self._text_env.get_template(f"{name}.txt.j2").render(**context)
+
+
+def job_card(
+    renderer: Renderer,
+    result: Any,
+    *,
+    ref: Any,
+    instance_id: str | None,
+    demo: bool,
+    buttons: Any,
+    counts: Any = None,
+    watching: dict[str, Any] | None = None,
+) -> Message:
+    """The job card (templates/job.json.j2) for a JobResult, as the ephemeral, shared and
+    watched cards all show it. ``counts`` (an iot.models.Counts) None leaves device
+    results off; ``ref`` (a JobRef) goes into the buttons."""
+    return renderer.render(
+        "job",
+        job=result.job,
+        job_id=ref.job_id,
+        request_id=result.request_id,
+        checked_at=result.fetched_at,
+        instance_id=instance_id,
+        demo=demo,
+        shared_by=ref.shared_by,
+        buttons=buttons,
+        button_value=ref.to_value(),
+        watching=watching,
+        counts=counts.counts if counts else None,
+        counts_error=counts.error if counts else None,
+        counts_loading=bool(counts and counts.loading),
+        counts_slow=bool(counts and counts.slow),
+    )

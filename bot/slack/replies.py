@@ -17,7 +17,7 @@ from ..deps import Deps
 from ..iot.errors import IotError, error_kind
 from ..iot.models import Counts, JobResult
 from ..job_ref import JobRef
-from ..render import Message
+from ..render import Message, job_card
 from ..watch.store import ENDED
 
 LOADING = Counts(loading=True)
@@ -65,21 +65,14 @@ async def job_reply(
         buttons.append("cancel")
 
     def card(c: Counts) -> Message:
-        return deps.renderer.render(
-            "job",
-            job=result.job,
-            job_id=ref.job_id,
-            request_id=result.request_id,
-            checked_at=result.fetched_at,
+        return job_card(
+            deps.renderer,
+            result,
+            ref=ref,
             instance_id=instance,
             demo=deps.demo,
-            shared_by=ref.shared_by,
             buttons=buttons,
-            button_value=ref.to_value(),
-            counts=c.counts,
-            counts_error=c.error,
-            counts_loading=c.loading,
-            counts_slow=c.slow,
+            counts=c,
         )
 
     return Reply(card(counts), ok=True, result=result, render=card)

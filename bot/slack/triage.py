@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 
 from .. import failures as failure_pages
 from ..deps import Deps
@@ -17,6 +17,7 @@ from ..iot.models import OtaJob
 from ..iot.service import Failures
 from ..job_ref import JobRef
 from ..render import Message, slack_escape
+from .buttons import Click, on_click
 from .grammar import DeviceJobs, FailedDevices, FirmwareJobs
 from .replies import answer_with_counts, api_error_message
 from .watching import Asker
@@ -238,66 +239,27 @@ def _job_list(
     )
 
 
-def _asker(body: dict[str, Any]) -> Asker:
-    user = body.get("user") or {}
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-        "channel_id", ""
-    )
-    name = user.get("name") or user.get("username") or user.get("id") or "someone"
-    return Asker(channel_id=str(channel), user_id=str(user.get("id") or ""), user_name=str(name))
-
-
 def register(app: AsyncApp, deps: Deps) -> None:
-    async def stale(respond: AsyncRespond) -> None:
-        message = deps.renderer.render("bad_input", reason="stale_button", value="", demo=deps.demo)
-        await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
-
-    @app.action("job_failed")
-    async def failed_button(
-        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        await ack()
-        ref = JobRef.from_value(action.get("value"))
-        if ref is None:
-            await stale(respond)
-            return
+    @on_click(app, deps, "job_failed", JobRef.from_value)
+    async def failed_button(ref: JobRef, click: Click) -> None:
         request = FailedDevices(ref.job_id, ref.instance_id)
-        await failed_devices(deps, request, _asker(body), respond, fresh=True, mode="new")
+        await failed_devices(deps, request, click.asker, click.respond, fresh=True, mode="new")
 
-    @app.action("failed_page")
-    async def failed_page(
-        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        await ack()
-        ref = PageRef.from_value(action.get("value"))
-        if ref is None:
-            await stale(respond)
-            return
+    @on_click(app, deps, "failed_page", PageRef.from_value)
+    async def failed_page(ref: PageRef, click: Click) -> None:
         request = FailedDevices(ref.job_id, ref.instance_id)
-        await failed_devices(deps, request, _asker(body), respond, page=ref.page, mode="in_place")
+        await failed_devices(
+            deps, request, click.asker, click.respond, page=ref.page, mode="in_place"
+        )
 
-    @app.action("failed_csv")
-    async def failed_csv(
-        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        await ack()
-        ref = PageRef.from_value(action.get("value"))
-        if ref is None:
-            await stale(respond)
-            return
-        await upload_csv(deps, ref, _asker(body), respond)
+    @on_click(app, deps, "failed_csv", PageRef.from_value)
+    async def failed_csv(ref: PageRef, click: Click) -> None:
+        await upload_csv(deps, ref, click.asker, click.respond)
 
-    @app.action("job_open")
-    async def open_card(
-        ack: AsyncAck, action: dict[str, Any], body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        await ack()
-        ref = JobRef.from_value(action.get("value"))
-        if ref is None:
-            await stale(respond)
-            return
-        admin = await deps.admins.is_admin(_asker(body).user_id)
-        await answer_with_counts(deps, ref, _ephemeral(respond), None, admin=admin)
+    @on_click(app, deps, "job_open", JobRef.from_value)
+    async def open_card(ref: JobRef, click: Click) -> None:
+        admin = await deps.admins.is_admin(click.asker.user_id)
+        await answer_with_counts(deps, ref, _ephemeral(click.respond), None, admin=admin)
 
 
 ROUTES = {

@@ -27,7 +27,7 @@ from ..iot.models import TASK_STATUSES, Counts, JobResult, OtaJob, TaskCounts
 from ..iot.quota import Priority
 from ..iot.service import OtaService
 from ..job_ref import JobRef
-from ..render import Message, Renderer
+from ..render import Message, Renderer, job_card
 from .alerts import AlertRule, step
 from .poster import ChannelUnavailable, SlackPoster
 from .store import ACTIVE, PAUSED, Store, Watch
@@ -387,46 +387,30 @@ class Watcher:
             return
         current = await self.store.get_watch(watch.id) or watch
         decision = step(rule, task_counts, current.alerting)
-        if decision.fire:
-            number = current.alerts_sent + 1
-            message = self.renderer.render(
-                "alert",
-                job=result.job,
-                job_id=watch.job_id,
-                rule=rule,
-                counts=task_counts,
-                notify=current.notify,
-                demo=self.demo,
-            )
-            await self._deliver(
-                current,
-                "alert",
-                f"alert-{number}",
-                message,
-                thread_ts=current.card_ts,
-                broadcast=True,
-                watch_values={"alerting": True, "alerts_sent": number},
-            )
-        elif decision.recovered:
-            message = self.renderer.render(
-                "alert",
-                job=result.job,
-                job_id=watch.job_id,
-                rule=rule,
-                counts=task_counts,
-                notify=(),
-                recovered=True,
-                demo=self.demo,
-            )
-            await self._deliver(
-                current,
-                "alert",
-                f"recovered-{current.alerts_sent}",
-                message,
-                thread_ts=current.card_ts,
-                watch_values={"alerting": False},
-            )
-        if (decision.fire or decision.recovered) and current.card_ts:
+        if not (decision.fire or decision.recovered):
+            return
+        # A recovery is a quiet note in the thread: no mention, no broadcast.
+        number = current.alerts_sent + (1 if decision.fire else 0)
+        message = self.renderer.render(
+            "alert",
+            job=result.job,
+            job_id=watch.job_id,
+            rule=rule,
+            counts=task_counts,
+            notify=current.notify if decision.fire else (),
+            recovered=decision.recovered,
+            demo=self.demo,
+        )
+        await self._deliver(
+            current,
+            "alert",
+            f"alert-{number}" if decision.fire else f"recovered-{number}",
+            message,
+            thread_ts=current.card_ts,
+            broadcast=decision.fire,
+            watch_values={"alerting": decision.alerting, "alerts_sent": number},
+        )
+        if current.card_ts:
             card = self.card(current, result, counts=Counts(task_counts))
             await self.poster.update(current.channel_id, current.card_ts, card)
 
@@ -463,22 +447,15 @@ class Watcher:
     ) -> Message:
         """The watched card: the job card plus how it is watched (or that it no longer is).
         ``counts`` None leaves device results off."""
-        return self.renderer.render(
-            "job",
-            job=result.job,
-            job_id=watch.job_id,
-            request_id=result.request_id,
-            checked_at=result.fetched_at,
+        return job_card(
+            self.renderer,
+            result,
+            ref=JobRef(watch.job_id, watch.instance_id, watch_id=watch.id),
             instance_id=watch.instance_id,
             demo=self.demo,
-            shared_by=None,
             buttons=("refresh",),
-            button_value=JobRef(watch.job_id, watch.instance_id, watch_id=watch.id).to_value(),
+            counts=counts,
             watching={"watch": watch, "interval": self.interval(), "ended": ended},
-            counts=counts.counts if counts else None,
-            counts_error=counts.error if counts else None,
-            counts_loading=bool(counts and counts.loading),
-            counts_slow=bool(counts and counts.slow),
         )
 
     async def _post_card(self, watch: Watch, result: JobResult) -> None:

@@ -1,0 +1,78 @@
+"""What every button handler starts with: ack at once, read the value we wrote into the
+button, and refuse in plain words a value we did not write (stale or forged)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..deps import Deps
+from .watching import Asker
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Click:
+    """One button click: who, where, and how to answer."""
+
+    asker: Asker
+    body: dict[str, Any]
+    respond: AsyncRespond
+    client: AsyncWebClient
+
+    @property
+    def trigger_id(self) -> str:
+        return str(self.body.get("trigger_id") or "")
+
+    @property
+    def ephemeral(self) -> bool:
+        """The clicked message is this person's own (an ephemeral card)."""
+        return bool((self.body.get("container") or {}).get("is_ephemeral"))
+
+
+def asker_of(body: dict[str, Any]) -> Asker:
+    """The clicker, by name as text: naming them must never ping them."""
+    user = body.get("user") or {}
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id"
+    )
+    name = user.get("name") or user.get("username") or user.get("id") or "someone"
+    return Asker(channel_id=str(channel or ""), user_id=str(user.get("id") or ""), user_name=name)
+
+
+async def say_stale(deps: Deps, respond: AsyncRespond) -> None:
+    message = deps.renderer.render("bad_input", reason="stale_button", value="", demo=deps.demo)
+    await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+
+
+def on_click(
+    app: AsyncApp, deps: Deps, action_id: str, parse: Callable[[str | None], R | None]
+) -> Callable[[Callable[[R, Click], Awaitable[None]]], Callable[[R, Click], Awaitable[None]]]:
+    """Register ``handler(value, click)`` for ``action_id``; ``parse`` reads the value."""
+
+    def decorate(
+        handler: Callable[[R, Click], Awaitable[None]],
+    ) -> Callable[[R, Click], Awaitable[None]]:
+        @app.action(action_id)
+        async def listener(
+            ack: AsyncAck,
+            action: dict[str, Any],
+            body: dict[str, Any],
+            respond: AsyncRespond,
+            client: AsyncWebClient,
+        ) -> None:
+            await ack()
+            value = parse(action.get("value"))
+            if value is None:
+                await say_stale(deps, respond)
+                return
+            await handler(value, Click(asker_of(body), body, respond, client))
+
+        return handler
+
+    return decorate
