@@ -143,6 +143,8 @@ async def build_runtime(
         demo=iot.demo,
     )
     policy = Policy.from_settings(settings)
+    if policy.actions and not policy.admins:
+        log.warning("OTAJOB_ACTIONS is set but OTAJOB_ADMINS is empty: nobody can use them")
     deps = Deps(
         service=service,
         renderer=renderer,
