@@ -21,7 +21,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         error_id = uuid.uuid4().hex[:10]
         kind = body.get("type") or ("command" if body.get("command") else "request")
         log.error("error_id=%s while handling a %s", error_id, kind, exc_info=error)
-        if respond is None:
+        # Events and Home tab buttons have no response_url (Bolt passes a respond anyway).
+        if respond is None or not body.get("response_url"):
             return
         message = deps.renderer.render("unexpected", error_id=error_id, demo=deps.demo)
         try:

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import time
+import weakref
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -33,7 +34,7 @@ log = logging.getLogger("otajob.events")
 MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 HOME_ROWS = 30  # rows on the Home tab (each a block or two, within the 100-block limit)
 HOME_REFRESH = 10  # jobs re-read from Alibaba Cloud when the tab opens
-HOME_CHANNELS = 50  # channels whose membership is checked for one person
+HOME_MEMBERSHIP_CHECKS = 8  # conversations.members calls in flight for one opening
 
 
 async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, Any]) -> None:
@@ -75,7 +76,7 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
         )
         return
     ref = JobRef(parsed.job_id, parsed.instance_id)
-    reply = await job_reply(deps, ref)
+    reply = await job_reply(deps, ref, public=True)
     if not reply.ok:
         await only_them(reply.message)
         return
@@ -98,18 +99,25 @@ async def publish_home(
     """The Home tab: jobs watched in channels this person is in. Published at once from
     what the watchers last read, then, with ``refresh``, again after reading the newest
     of them afresh (``fresh``: past the service's few-seconds cache, for the button)."""
-    rows = await _home_rows(deps, client, user_id)
-    await _publish(deps, client, user_id, rows, refreshing=refresh and bool(rows))
+    rows, hidden = await _home_rows(deps, client, user_id)
+    await _publish(deps, client, user_id, rows, hidden, refreshing=refresh and bool(rows))
     if not refresh or not rows:
         return
     await asyncio.gather(*(_refresh_row(deps, row, fresh) for row in rows[:HOME_REFRESH]))
-    await _publish(deps, client, user_id, rows, refreshing=False)
+    rows.sort(key=_row_order)  # a batch may have started or finished meanwhile
+    await _publish(deps, client, user_id, rows, hidden, refreshing=False)
 
 
-async def _home_rows(deps: Deps, client: AsyncWebClient, user_id: str) -> list[dict[str, Any]]:
+async def _home_rows(
+    deps: Deps, client: AsyncWebClient, user_id: str
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows to show (at most HOME_ROWS), and how many more there are."""
     watches = await deps.store.live_watches()
-    channels = sorted({w.channel_id for w in watches})[:HOME_CHANNELS]
-    members = await asyncio.gather(*(is_member(client, c, user_id) for c in channels))
+    channels = sorted({w.channel_id for w in watches})
+    members = await _bounded(
+        [lambda c=c: is_member(client, c, user_id, cached=True) for c in channels],
+        HOME_MEMBERSHIP_CHECKS,
+    )
     visible = {c for c, ok in zip(channels, members, strict=True) if ok}
     watches = [w for w in watches if w.channel_id in visible]
     polls = await deps.store.polls_for(watches)
@@ -129,11 +137,23 @@ async def _home_rows(deps: Deps, client: AsyncWebClient, user_id: str) -> list[d
         )
     # Running batches first, then the most recently changed.
     rows.sort(key=_row_order)
+    hidden = max(len(rows) - HOME_ROWS, 0)
     rows = rows[:HOME_ROWS]
     links = await asyncio.gather(*(_permalink(client, r["watch"]) for r in rows))
     for row, link in zip(rows, links, strict=True):
         row["link"] = link
-    return rows
+    return rows, hidden
+
+
+async def _bounded(calls: list[Any], limit: int) -> list[Any]:
+    """Run the calls with at most ``limit`` at a time, results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(call: Any) -> Any:
+        async with gate:
+            return await call()
+
+    return await asyncio.gather(*(one(c) for c in calls))
 
 
 def _row_order(row: dict[str, Any]) -> tuple[int, float]:
@@ -144,7 +164,9 @@ def _row_order(row: dict[str, Any]) -> tuple[int, float]:
     return rank, -modified
 
 
-_permalinks: dict[tuple[str, str], str] = {}
+# Per Slack client: (channel, ts) -> permalink. A message's link never changes.
+_permalinks: weakref.WeakKeyDictionary[AsyncWebClient, dict[tuple[str, str], str]]
+_permalinks = weakref.WeakKeyDictionary()
 
 
 async def _permalink(client: AsyncWebClient, watch: Watch) -> str | None:
@@ -152,15 +174,16 @@ async def _permalink(client: AsyncWebClient, watch: Watch) -> str | None:
     if not watch.card_ts:
         return None
     key = (watch.channel_id, watch.card_ts)
-    if key not in _permalinks:
+    links = _permalinks.setdefault(client, {})
+    if key not in links:
         try:
             response = await client.chat_getPermalink(
                 channel=watch.channel_id, message_ts=watch.card_ts
             )
-            _permalinks[key] = str(response["permalink"])
+            links[key] = str(response["permalink"])
         except SlackApiError:
             return None
-    return _permalinks[key]
+    return links[key]
 
 
 async def _refresh_row(deps: Deps, row: dict[str, Any], fresh: bool = False) -> None:
@@ -168,9 +191,7 @@ async def _refresh_row(deps: Deps, row: dict[str, Any], fresh: bool = False) -> 
     must not hold up someone's /otajob behind seven calls per batch."""
     watch: Watch = row["watch"]
     try:
-        row["job"] = (
-            await deps.service.get_job(watch.job_id, watch.instance_id, fresh=fresh)
-        ).job
+        row["job"] = (await deps.service.get_job(watch.job_id, watch.instance_id, fresh=fresh)).job
     except IotError as exc:
         row["error"] = exc
         return
@@ -193,11 +214,12 @@ async def _publish(
     client: AsyncWebClient,
     user_id: str,
     rows: list[dict[str, Any]],
+    hidden: int,
     *,
     refreshing: bool,
 ) -> None:
     view = deps.renderer.view(
-        "home", rows=rows, refreshing=refreshing, now=time.time(), demo=deps.demo
+        "home", rows=rows, hidden=hidden, refreshing=refreshing, now=time.time(), demo=deps.demo
     )
     await client.views_publish(user_id=user_id, view=view)
 

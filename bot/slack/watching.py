@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +108,12 @@ async def list_watches(
     store = deps.watcher.store
     watches = await store.live_watches(channel_id=None if request.everywhere else channel_id)
     if request.everywhere:  # only channels the asker is in
-        visible = {c for c in {w.channel_id for w in watches} if await _is_member(deps, c, user_id)}
+        client = deps.watcher.poster.client
+        visible = {
+            c
+            for c in {w.channel_id for w in watches}
+            if await is_member(client, c, user_id, cached=True)
+        }
         watches = [w for w in watches if w.channel_id in visible or w.channel_id == channel_id]
     polls = await store.polls_for(watches)
     rows = []
@@ -157,8 +164,33 @@ async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
     return await is_member(deps.watcher.poster.client, channel_id, user_id)
 
 
-async def is_member(client: AsyncWebClient, channel_id: str, user_id: str) -> bool:
+# Per Slack client (one per workspace): (channel, user) -> (when checked, member?). The
+# Home tab and `watches all` ask about every watched channel each time; membership
+# rarely changes within a minute. Changing a watch always asks Slack.
+_membership: weakref.WeakKeyDictionary[AsyncWebClient, dict[tuple[str, str], tuple[float, bool]]]
+_membership = weakref.WeakKeyDictionary()
+MEMBERSHIP_SECONDS = 60.0
+
+
+async def is_member(
+    client: AsyncWebClient, channel_id: str, user_id: str, *, cached: bool = False
+) -> bool:
     """Whether a person is in a channel; False when Slack will not say."""
+    if not cached:
+        return await _ask_membership(client, channel_id, user_id)
+    known_here = _membership.setdefault(client, {})
+    now = time.monotonic()
+    known = known_here.get((channel_id, user_id))
+    if known and now - known[0] < MEMBERSHIP_SECONDS:
+        return known[1]
+    if len(known_here) > 10_000:  # forget old answers rather than grow without end
+        known_here.clear()
+    member = await _ask_membership(client, channel_id, user_id)
+    known_here[(channel_id, user_id)] = (now, member)
+    return member
+
+
+async def _ask_membership(client: AsyncWebClient, channel_id: str, user_id: str) -> bool:
     try:
         async for page in await client.conversations_members(channel=channel_id, limit=1000):
             if user_id in (page.get("members") or []):
