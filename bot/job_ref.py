@@ -17,6 +17,7 @@ class JobRef:
     instance_id: str | None = None
     shared_by: str | None = None  # set on a card shared in a channel: Refresh keeps it
     watch_id: int | None = None  # set on a watched card: Refresh keeps its watch line
+    public: bool = False  # a card everyone sees (a mention's answer): Refresh keeps it so
 
     def to_value(self) -> str:
         data = {"job": self.job_id, "instance": self.instance_id}
@@ -24,6 +25,8 @@ class JobRef:
             data["shared_by"] = self.shared_by[:100]
         if self.watch_id is not None:
             data["watch"] = self.watch_id
+        if self.public:
+            data["public"] = 1
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -43,4 +46,5 @@ class JobRef:
             return None
         if isinstance(job_id, BadInput) or isinstance(instance, BadInput):
             return None
-        return cls(job_id, instance, str(shared_by)[:100] if shared_by else None, watch_id)
+        shared = str(shared_by)[:100] if shared_by else None
+        return cls(job_id, instance, shared, watch_id, public=data.get("public") == 1)

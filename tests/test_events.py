@@ -358,3 +358,14 @@ async def test_many_watches_stay_within_a_home_tabs_blocks(runtime, fake_slack, 
     assert "…and 10 more" in dump(views[-1]) and "/otajob watches all" in dump(views[-1])
     # Only the first rows are read afresh when the tab opens: 10 batches, 7 counts each.
     assert emulator.count("ListOTATaskByJob") == 70
+
+
+async def test_refreshing_a_mentions_card_keeps_it_public(runtime, fake_slack, emulator):
+    """The card's Refresh keeps it a card for everyone: still no Share, no write actions."""
+    await deliver(runtime, app_mention_event(f"<@UBOT> {JOB}"))
+    await fake_slack.wait_for_calls("chat.update", 1)
+    (card,) = [m for m in fake_slack.messages("C123") if m.get("thread_ts")]
+    value = buttons(card["blocks"])["job_refresh"]["value"]
+    await click(runtime, fake_slack, "job_refresh", value)
+    posts = await fake_slack.wait_for_posts("b1", 2)
+    assert set(buttons(posts[-1].body["blocks"])) == {"job_refresh", "job_failed", "job_watch"}

@@ -75,8 +75,8 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
             )
         )
         return
-    ref = JobRef(parsed.job_id, parsed.instance_id)
-    reply = await job_reply(deps, ref, public=True)
+    ref = JobRef(parsed.job_id, parsed.instance_id, public=True)
+    reply = await job_reply(deps, ref)
     if not reply.ok:
         await only_them(reply.message)
         return

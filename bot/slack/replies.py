@@ -41,7 +41,6 @@ async def job_reply(
     fresh: bool = False,
     counts: Counts = LOADING,
     admin: bool = False,
-    public: bool = False,
 ) -> Reply:
     """The card for ``ref`` (a shared card keeps its "Shared by" line and loses Share).
     ``admin``: the card is shown only to this person and they may take write actions."""
@@ -61,7 +60,7 @@ async def job_reply(
 
     # A card everyone sees (shared, or answering a mention) offers no Share and never the
     # write actions; a person's own card offers both.
-    public = public or bool(ref.shared_by)
+    public = ref.public or bool(ref.shared_by)
     buttons = ["refresh", "failed", "watch"] if public else ["refresh", "share", "failed", "watch"]
     if admin and not public and not result.job.is_finished and deps.admins.enabled("cancel"):
         buttons.append("cancel")
