@@ -108,6 +108,9 @@ class Admins:
             # Fail closed: a group we cannot read grants nothing.
             log.warning("cannot read user group %s: %s", group, exc.response.get("error"))
             members = frozenset()
+        except Exception as exc:  # no answer at all: fail closed too, and ask next time
+            log.warning("cannot reach Slack for user group %s: %s", group, type(exc).__name__)
+            return frozenset()
         self._groups[group] = (now, members)
         return members
 

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from ..deps import Deps
 from ..iot.client import REUPGRADE_BATCH
-from ..iot.errors import IotError
+from ..iot.errors import IotBadResponse, IotError, IotTransportError, IotUnavailable
 from ..iot.models import OtaJob
 from ..job_ref import JobRef
 from ..render import Message
@@ -95,7 +95,10 @@ async def run_cancel(
 ) -> None:
     """The confirmed cancel: stop a dynamic batch's strategy, cancel its pending tasks
     (and the in-progress ones if ticked), record it, post it."""
-    job_id, instance = str(private["job"]), private.get("instance")
+    # The instance the dialog read and the watches were made in: the one named, else
+    # IOT_INSTANCE_ID. The raw client adds no default of its own.
+    job_id = str(private["job"])
+    instance = deps.service.instance_for(private.get("instance"))
     kinds = PENDING_KINDS | ({"in_progress"} if in_progress else set())
     request_ids: list[str] = []
     done: list[str] = []
@@ -227,6 +230,7 @@ async def _record(
         request_ids=request_ids,
         outcome=outcome,
         error=error,
+        uncertain=_may_have_run(error),
         who=asker.user_name,
         at=now,
         log_id=log_id,
@@ -241,6 +245,13 @@ async def _record(
             log.info("could not post action %s in %s: %s", log_id, asker.channel_id, exc)
     if asker.channel_id not in places:  # the person always learns how it went
         await deps.watcher.poster.direct_message(asker.user_id, message)
+
+
+def _may_have_run(error: IotError | None) -> bool:
+    """No clear answer (a timeout, a dropped connection, a 5xx, a page that is not the
+    API's): the write may have taken effect all the same, so the record must not say
+    that nothing changed."""
+    return isinstance(error, IotTransportError | IotUnavailable | IotBadResponse)
 
 
 async def _post_in_threads(
