@@ -14,6 +14,7 @@ from bot.iot.credentials import Credential
 from bot.iot.errors import (
     IotApiError,
     IotBadResponse,
+    IotError,
     IotThrottled,
     IotTransportError,
     IotUnavailable,
@@ -184,3 +185,19 @@ async def test_unavailable_is_classified(make_client, emulator) -> None:
     with pytest.raises(IotUnavailable) as info:
         await client.query_ota_job(JOB)
     assert info.value.http_status == 503 and info.value.request_id
+
+
+@pytest.mark.parametrize(("kind", "calls"), [("reset", 1), ("server_error", 1), ("throttle", 2)])
+async def test_a_write_is_retried_only_when_it_surely_did_not_run(
+    make_client, emulator, kind, calls
+) -> None:
+    """A dropped connection or a 5xx may hide a cancel that took effect: not retried. A
+    throttled write was refused before it ran: retried."""
+    client = make_client(retry=RetryPolicy(attempts=3, backoff_seconds=0.01))
+    emulator.fail_next(kind, count=1, action="CancelOTATaskByJob")
+    if calls == 1:
+        with pytest.raises(IotError):
+            await client.cancel_tasks(JOB, frozenset({"queued"}))
+    else:
+        assert await client.cancel_tasks(JOB, frozenset({"queued"}))
+    assert emulator.count("CancelOTATaskByJob") == calls

@@ -202,9 +202,13 @@ class IotClient:
                 response = await self._http.post(url, auth=auth)
         except httpx.TimeoutException:
             raise IotTransportError("Timeout", f"no answer from {url.host} in time") from None
-        except httpx.TransportError as exc:
+        except httpx.ConnectError as exc:  # no connection: the request never left
             raise IotTransportError(
                 "ConnectionError", f"could not reach {url.host}: {type(exc).__name__}"
+            ) from None
+        except httpx.TransportError as exc:  # sent, maybe: the connection broke mid-way
+            raise IotTransportError(
+                "ConnectionLost", f"lost the connection to {url.host}: {type(exc).__name__}"
             ) from None
         return parse_response(response)
 
@@ -351,7 +355,8 @@ def _retryable(error: BaseException) -> bool:
 
 
 def _safe_to_retry_write(error: BaseException) -> bool:
-    # A timeout or a 5xx may hide a cancel that took effect: the person decides again.
+    # A timeout, a broken connection or a 5xx may hide a cancel that took effect: the
+    # person decides again. Only "no connection at all" surely did not run.
     return isinstance(error, IotThrottled) or (
         isinstance(error, IotTransportError) and error.code == "ConnectionError"
     )
