@@ -303,6 +303,7 @@ async def test_confirming_a_dynamic_batch_stops_its_strategy(runtime, fake_slack
         "cancel": ["notified", "queued", "scheduled", "unconfirmed"],
         "done": ["strategy", "tasks"],
         "dynamic": True,
+        "finished": False,
     }
     assert "stopped the dynamic strategy" in text_of(record)
 
@@ -511,7 +512,11 @@ async def test_reupgrade_sends_every_failed_device_ten_at_a_time(runtime, fake_s
         assert keys == list(range(1, len(keys) + 1))
     counts = emulator.task_counts(REUP)
     assert counts["FAILED"] == 0 and counts["QUEUED"] == 25
-    assert row["outcome"] == "done" and json.loads(row["detail"]) == {"reupgraded": 25}
+    assert row["outcome"] == "done" and json.loads(row["detail"]) == {
+        "reupgraded": 25,
+        "found": 25,
+        "total": 25,
+    }
     assert len(row["request_ids"].split(",")) == 3
     text = text_of(record)
     assert "asked for 25 failed devices to be updated again" in text and "alice" in text
@@ -529,7 +534,7 @@ async def test_a_refused_reupgrade_call_makes_the_outcome_partial(runtime, fake_
     left = len([k for k in refused.params if k.startswith("TaskId.")])
     assert emulator.task_counts(REUP)["FAILED"] == left
     assert row["outcome"] == "partial"
-    assert json.loads(row["detail"]) == {"reupgraded": 25 - left}
+    assert json.loads(row["detail"])["reupgraded"] == 25 - left
     assert "iot.system.SystemException" in row["error"]
     text = text_of(record)
     assert "not all of it went through" in text
@@ -622,3 +627,28 @@ async def test_a_user_group_slack_does_not_answer_for_grants_nothing(runtime, fa
     found = await card_buttons(runtime, fake_slack, STATIC, user_id=ONCALL, user_name="olga")
     assert "job_refresh" in found and "job_cancel" not in found
     assert "job_cancel" in await card_buttons(runtime, fake_slack, STATIC, key="r2")
+
+
+async def test_a_dialog_confirmed_after_the_batch_finished_cancels_nothing(
+    runtime, fake_slack, emulator
+):
+    """The dialog was opened while the batch ran; by the time it is confirmed the batch has
+    finished: no write is sent and the record says why."""
+    job = "LateBatch0000000000000001"
+    emulator.add_job(fixtures.make_job(job))
+    view = await open_dialog(runtime, fake_slack, job)
+    emulator.set_status(job, "COMPLETED")
+    await confirm(runtime, view)
+    (row,) = await recorded(runtime, job)
+    assert emulator.count("CancelOTATaskByJob") == 0
+    assert row["outcome"] == "failed" and json.loads(row["detail"])["finished"] is True
+    record = await posted_record(fake_slack, "C123")
+    assert "already finished" in text_of(record)
+
+
+async def test_the_action_log_records_the_workspace(runtime, fake_slack, emulator):
+    job = "TeamBatch0000000000000001"
+    emulator.add_job(fixtures.make_job(job))
+    await confirm(runtime, await open_dialog(runtime, fake_slack, job))
+    (row,) = await recorded(runtime, job)
+    assert row["team_id"] == "T0001" and row["outcome"] == "done"

@@ -501,3 +501,30 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
         from bot.render import Message
 
         assert_no_markup_from_data(Message(text="view", blocks=view["blocks"]))
+
+
+@pytest.mark.parametrize(
+    ("detail", "words"),
+    [
+        ({"reupgraded": 0, "found": 0, "total": 0}, "found no failed devices to re-upgrade"),
+        ({"reupgraded": 300, "found": 300, "total": 950}, "the first 300 of 950 failed"),
+        ({"reupgraded": 12, "found": 12, "total": 12}, "asked for 12 failed devices"),
+    ],
+)
+def test_a_reupgrade_record_says_what_was_found(detail, words) -> None:
+    message = RENDERER.render(
+        "action_record",
+        action="reupgrade",
+        job=None,
+        job_id="J1234567",
+        instance_id=None,
+        detail=detail,
+        request_ids=[],
+        outcome="done",
+        error=None,
+        who="ann",
+        at=0.0,
+        log_id=1,
+        demo=False,
+    )
+    assert words in message.text

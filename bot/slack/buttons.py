@@ -42,7 +42,13 @@ def asker_of(body: dict[str, Any]) -> Asker:
         "channel_id"
     )
     name = user.get("name") or user.get("username") or user.get("id") or "someone"
-    return Asker(channel_id=str(channel or ""), user_id=str(user.get("id") or ""), user_name=name)
+    team = (body.get("team") or {}).get("id") or user.get("team_id") or ""
+    return Asker(
+        channel_id=str(channel or ""),
+        user_id=str(user.get("id") or ""),
+        user_name=name,
+        team_id=str(team),
+    )
 
 
 async def say_stale(deps: Deps, respond: AsyncRespond) -> None:

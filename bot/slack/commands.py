@@ -35,6 +35,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             channel_id=command.get("channel_id", ""),
             user_id=command.get("user_id", ""),
             user_name=command.get("user_name", ""),
+            team_id=command.get("team_id", ""),
         )
         route = ROUTES.get(type(parsed))
         if route is not None:

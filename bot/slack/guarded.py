@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -27,6 +28,7 @@ from ..iot.models import OtaJob
 from ..job_ref import JobRef
 from ..render import Message
 from ..watch.poster import ChannelUnavailable
+from .buttons import Click, asker_of, on_click
 from .replies import read_counts
 from .triage import PageRef
 from .watching import Asker
@@ -36,15 +38,6 @@ CANCEL_CALLBACK = "cancel_confirm"
 IN_PROGRESS_BLOCK = "cancel_in_progress"
 # Always canceled: tasks that have not started on the device.
 PENDING_KINDS = frozenset({"queued", "notified", "scheduled", "unconfirmed"})
-
-
-def _asker(body: dict[str, Any]) -> Asker:
-    user = body.get("user") or {}
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-        "channel_id"
-    )
-    name = user.get("name") or user.get("username") or user.get("id") or "someone"
-    return Asker(channel_id=str(channel or ""), user_id=str(user.get("id") or ""), user_name=name)
 
 
 async def _refuse(deps: Deps, action: str, user_id: str) -> str | None:
@@ -106,25 +99,32 @@ async def run_cancel(
     job: OtaJob | None = None
     try:
         job = (await deps.service.get_job(job_id, instance, fresh=True)).job
-        if job.selection_type == "DYNAMIC" and not job.is_finished:
+        # Confirmed in a dialog opened earlier: the batch may have finished meanwhile.
+        if not job.is_finished:
+            if job.selection_type == "DYNAMIC":
+                client_ = deps.service.client
+                request_ids.append(
+                    await client_.cancel_strategy(job_id, instance_id=instance) or ""
+                )
+                done.append("strategy")
             request_ids.append(
-                await deps.service.client.cancel_strategy(job_id, instance_id=instance) or ""
+                await deps.service.client.cancel_tasks(
+                    job_id, frozenset(kinds), instance_id=instance
+                )
+                or ""
             )
-            done.append("strategy")
-        request_ids.append(
-            await deps.service.client.cancel_tasks(job_id, frozenset(kinds), instance_id=instance)
-            or ""
-        )
-        done.append("tasks")
+            done.append("tasks")
     except IotError as exc:
         error = exc
         if exc.request_id:
             request_ids.append(exc.request_id)
-    outcome = "done" if error is None else ("partial" if done else "failed")
+    finished = bool(job and job.is_finished)
+    outcome = "done" if error is None and not finished else ("partial" if done else "failed")
     detail = {
         "cancel": sorted(kinds),
         "done": done,
         "dynamic": bool(job and job.selection_type == "DYNAMIC"),
+        "finished": finished,
     }
     await _record(
         deps, client, asker, "cancel", job_id, instance, job, detail, request_ids, outcome, error
@@ -141,9 +141,12 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
     error: IotError | None = None
     job: OtaJob | None = None
     sent = 0
+    found, total = 0, 0
+    unexpected: BaseException | None = None
     try:
         job = (await deps.service.get_job(ref.job_id, ref.instance_id)).job
         failures = await deps.service.failures(ref.job_id, ref.instance_id, fresh=True)
+        found, total = len(failures.tasks), failures.total
         task_ids = [t.task_id for t in failures.tasks if t.task_id]
         batches = [
             task_ids[i : i + REUPGRADE_BATCH] for i in range(0, len(task_ids), REUPGRADE_BATCH)
@@ -160,8 +163,8 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
                 error = error or result
                 if result.request_id:
                     request_ids.append(result.request_id)
-            elif isinstance(result, BaseException):
-                raise result
+            elif isinstance(result, BaseException):  # recorded first, then raised
+                unexpected = unexpected or result
             else:
                 sent += len(batch)
                 request_ids.append(result or "")
@@ -169,8 +172,11 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
         error = exc
         if exc.request_id:
             request_ids.append(exc.request_id)
+    if unexpected is not None and error is None:
+        error = IotError("Unexpected", f"{type(unexpected).__name__} inside otajob")
     outcome = "done" if error is None else ("partial" if sent else "failed")
-    detail = {"reupgraded": sent}
+    # found < total: OTAJOB_FAILED_MAX cut the list, and the record says so.
+    detail = {"reupgraded": sent, "found": found, "total": total}
     await _record(
         deps,
         client,
@@ -184,6 +190,8 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
         outcome,
         error,
     )
+    if unexpected is not None:
+        raise unexpected
 
 
 # --- the record ------------------------------------------------------------------------------
@@ -208,7 +216,7 @@ async def _record(
     request_ids = [r for r in request_ids if r]
     log_id = await deps.store.log_action(
         at=now,
-        team_id=None,
+        team_id=asker.team_id or None,
         user_id=asker.user_id,
         user_name=asker.user_name,
         action=action,
@@ -275,37 +283,19 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def refusal(respond: AsyncRespond, reason: str) -> None:
         await _say(respond, deps.renderer.render("refused", reason=reason, demo=deps.demo))
 
-    async def stale(respond: AsyncRespond) -> None:
-        await _say(
-            respond,
-            deps.renderer.render("bad_input", reason="stale_button", value="", demo=deps.demo),
-        )
-
-    @app.action("job_cancel")
-    async def cancel_clicked(
-        ack: AsyncAck,
-        action: dict[str, Any],
-        body: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        await ack()
-        asker = _asker(body)
-        reason = await _refuse(deps, "cancel", asker.user_id)
+    @on_click(app, deps, "job_cancel", JobRef.from_value)
+    async def cancel_clicked(ref: JobRef, click: Click) -> None:
+        reason = await _refuse(deps, "cancel", click.asker.user_id)
         if reason:
-            await refusal(respond, reason)
+            await refusal(click.respond, reason)
             return
-        ref = JobRef.from_value(action.get("value"))
-        if ref is None:
-            await stale(respond)
-            return
-        await open_cancel_dialog(deps, client, ref, asker, str(body.get("trigger_id") or ""))
+        await open_cancel_dialog(deps, click.client, ref, click.asker, click.trigger_id)
 
     @app.view(CANCEL_CALLBACK)
     async def cancel_confirmed(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        asker = _asker(body)
+        asker = asker_of(body)
         try:
             private = json.loads(view.get("private_metadata") or "")
             ref = JobRef.from_value(
@@ -325,34 +315,22 @@ def register(app: AsyncApp, deps: Deps) -> None:
             o.get("value") == "in_progress" for o in ticked.get("selected_options") or []
         )
         channel = str(private.get("channel") or "")
-        asker = Asker(channel_id=channel, user_id=asker.user_id, user_name=asker.user_name)
+        asker = replace(asker, channel_id=channel)
         await run_cancel(
             deps, client, asker, {"job": ref.job_id, "instance": ref.instance_id}, in_progress
         )
 
-    @app.action("job_reupgrade")
-    async def reupgrade_clicked(
-        ack: AsyncAck,
-        action: dict[str, Any],
-        body: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        await ack()
-        asker = _asker(body)
-        reason = await _refuse(deps, "reupgrade", asker.user_id)
+    @on_click(app, deps, "job_reupgrade", PageRef.from_value)
+    async def reupgrade_clicked(ref: PageRef, click: Click) -> None:
+        reason = await _refuse(deps, "reupgrade", click.asker.user_id)
         if reason:
-            await refusal(respond, reason)
-            return
-        ref = PageRef.from_value(action.get("value"))
-        if ref is None:
-            await stale(respond)
+            await refusal(click.respond, reason)
             return
         note = deps.renderer.render(
             "note", text=f"Re-upgrading the failed devices of batch `{ref.job_id}`…", demo=deps.demo
         )
-        await _say(respond, note)
-        await run_reupgrade(deps, client, ref, asker)
+        await _say(click.respond, note)
+        await run_reupgrade(deps, click.client, ref, click.asker)
 
 
 REFUSAL_WORDS = {

@@ -28,6 +28,7 @@ class Asker:
     channel_id: str
     user_id: str
     user_name: str
+    team_id: str = ""
 
 
 async def _tell(respond: AsyncRespond, deps: Deps, **context: Any) -> None:
