@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from .client import MAX_PAGE_SIZE, IotClient
+from .client import MAX_PAGE_SIZE, REUPGRADE_BATCH, IotClient
 from .errors import IotError
 from .models import Firmware, JobResult, JobSummary, OtaTask, Page, TaskCounts
 from .quota import Priority
@@ -248,3 +248,21 @@ class OtaService:
                 jobs.setdefault(job.job_id or f"row{len(jobs)}", job)
         ordered = sorted(jobs.values(), key=lambda j: j.created_ts, reverse=True)
         return DeviceJobs(ordered, len(firmware_ids), total, [r for r in request_ids if r])
+
+    async def reupgrade(
+        self, job_id: str, task_ids: list[str], instance_id: str | None = None
+    ) -> list[tuple[list[str], str | BaseException | None]]:
+        """ReupgradeOTATask for many tasks, REUPGRADE_BATCH per call, with at most
+        BULK_CONCURRENCY calls in flight (thousands of devices must not hold the whole
+        quota). Returns each batch with its RequestId or its error, in order."""
+        instance = self.instance_for(instance_id)
+        batches = [
+            task_ids[i : i + REUPGRADE_BATCH] for i in range(0, len(task_ids), REUPGRADE_BATCH)
+        ]
+
+        async def one(batch: list[str]) -> str | None:
+            async with self._bulk:
+                return await self.client.reupgrade_tasks(job_id, batch, instance_id=instance)
+
+        results = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
+        return list(zip(batches, results, strict=True))

@@ -10,7 +10,6 @@ batch's thread: under each watched card of it, else in the channel it was taken 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -22,7 +21,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..deps import Deps
-from ..iot.client import REUPGRADE_BATCH
 from ..iot.errors import IotBadResponse, IotError, IotTransportError, IotUnavailable
 from ..iot.models import OtaJob
 from ..job_ref import JobRef
@@ -148,17 +146,8 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
         failures = await deps.service.failures(ref.job_id, ref.instance_id, fresh=True)
         found, total = len(failures.tasks), failures.total
         task_ids = [t.task_id for t in failures.tasks if t.task_id]
-        batches = [
-            task_ids[i : i + REUPGRADE_BATCH] for i in range(0, len(task_ids), REUPGRADE_BATCH)
-        ]
-        results = await asyncio.gather(
-            *(
-                deps.service.client.reupgrade_tasks(ref.job_id, batch, instance_id=instance)
-                for batch in batches
-            ),
-            return_exceptions=True,
-        )
-        for batch, result in zip(batches, results, strict=True):
+        results = await deps.service.reupgrade(ref.job_id, task_ids, ref.instance_id)
+        for batch, result in results:
             if isinstance(result, IotError):
                 error = error or result
                 if result.request_id:
