@@ -71,12 +71,23 @@ async def stack(
     built = Stack(emulator, slack, runtime)
     try:
         yield built
+        await quiet(emulator)
     finally:
         started = time.perf_counter()
         await asyncio.wait_for(runtime.aclose(), 30)
         built.stop_s = time.perf_counter() - started
         await slack.stop()
         await emulator.stop()
+
+
+async def quiet(emulator: IotEmulator, *, still: float = 1.5, bound: float = 60.0) -> None:
+    """Wait until the app stops calling the API (device counts follow each card), so the
+    stack is not closed under answers still on their way."""
+    deadline = time.monotonic() + bound
+    seen = -1
+    while len(emulator.calls) != seen and time.monotonic() < deadline:
+        seen = len(emulator.calls)
+        await asyncio.sleep(still)
 
 
 @asynccontextmanager
