@@ -250,3 +250,16 @@ def test_every_bad_list_is_named_at_once() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings({**BASE, "OTAJOB_ADMINS": "bob", "OTAJOB_ACTIONS": "nuke"})
     assert "OTAJOB_ADMINS" in str(info.value) and "OTAJOB_ACTIONS" in str(info.value)
+
+
+async def test_a_watch_cannot_send_posts_to_a_channel_outside_the_list(emulator, fake_slack):
+    """From an allowed channel, `watch <JobId> #other` must not post into #other."""
+    runtime = await start_runtime(emulator, fake_slack, OTAJOB_ALLOWED_CHANNELS="C123")
+    try:
+        fake_slack.add_channel("C999", members={"U123"})
+        await command(runtime, fake_slack, f"watch {fixtures.EXAMPLE_JOB_ID_UNMASKED} <#C999|x>")
+        (answer,) = await fake_slack.wait_for_posts("r1")
+        assert "not one of them" in dump(answer)
+        assert fake_slack.messages("C999") == [] and await runtime.store.live_watches() == []
+    finally:
+        await runtime.aclose()

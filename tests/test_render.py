@@ -325,6 +325,7 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
             "alert_set",
             "finished",
             "channel_unavailable",
+            "channel_not_allowed",
             "not_a_member",
         )
     ]

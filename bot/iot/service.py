@@ -19,8 +19,10 @@ from .quota import Priority
 
 # ListOTATaskByJob serves at most CurrentPage x PageSize <= 100,000 rows.
 API_ROW_LIMIT = 100_000
-# A bulk read (every failed device) keeps this many calls in flight: enough to use the
-# quota, few enough that another person's query waits behind a handful, not hundreds.
+# A bulk operation (every failed device, a device's batches, a re-upgrade) keeps this many
+# calls in flight: enough to use the quota, few enough that another person's query waits
+# behind a handful, not hundreds. Each operation has its own lane, so two people's bulk
+# work interleaves in the quota's queue instead of one waiting for the other to finish.
 BULK_CONCURRENCY = 4
 # A device's batches: the API lists them per update package, so the product's newest
 # packages are asked one by one, at most this many.
@@ -119,7 +121,6 @@ class OtaService:
         # Failure listings cost up to hundreds of calls; paging through one, or the CSV
         # after it, must not read it all again. Refresh asks with fresh=True.
         self._failures: CoalescingCache[Failures] = CoalescingCache(listing_seconds)
-        self._bulk = asyncio.Semaphore(BULK_CONCURRENCY)
 
     def instance_for(self, instance_id: str | None) -> str | None:
         """The instance a call goes to: the one named, else the configured default."""
@@ -169,8 +170,10 @@ class OtaService:
         )
 
     async def _read_failures(self, job_id: str, instance: str | None) -> Failures:
+        lane = asyncio.Semaphore(BULK_CONCURRENCY)
+
         async def page(n: int) -> Page:
-            async with self._bulk:
+            async with lane:
                 return await self.client.list_tasks(
                     job_id, status="FAILED", page=n, size=MAX_PAGE_SIZE, instance_id=instance
                 )
@@ -225,8 +228,10 @@ class OtaService:
             ]
             total = listing.total
 
+        lane = asyncio.Semaphore(BULK_CONCURRENCY)
+
         async def one(fid: str) -> Page:
-            async with self._bulk:
+            async with lane:
                 return await self.client.list_jobs_by_device(
                     product_key, device_name, fid, instance_id=instance
                 )
@@ -260,8 +265,10 @@ class OtaService:
             task_ids[i : i + REUPGRADE_BATCH] for i in range(0, len(task_ids), REUPGRADE_BATCH)
         ]
 
+        lane = asyncio.Semaphore(BULK_CONCURRENCY)
+
         async def one(batch: list[str]) -> str | None:
-            async with self._bulk:
+            async with lane:
                 return await self.client.reupgrade_tasks(job_id, batch, instance_id=instance)
 
         results = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)

@@ -34,6 +34,9 @@ log = logging.getLogger("otajob.events")
 MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 HOME_ROWS = 30  # rows on the Home tab (each a block or two, within the 100-block limit)
 HOME_REFRESH = 10  # jobs re-read from Alibaba Cloud when the tab opens
+# Opening the tab again and again within this long shows what was read and calls nothing
+# (Refresh: every 10 s at most).
+REFRESH_EVERY_SECONDS = 30.0
 HOME_MEMBERSHIP_CHECKS = 8  # conversations.members calls in flight for one opening
 
 
@@ -94,18 +97,40 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
 
 
 async def publish_home(
-    deps: Deps, client: AsyncWebClient, user_id: str, *, refresh: bool, fresh: bool = False
+    deps: Deps,
+    client: AsyncWebClient,
+    user_id: str,
+    *,
+    refresh: bool,
+    fresh: bool = False,
+    refreshed: dict[str, float] | None = None,
+    every: float = REFRESH_EVERY_SECONDS,
 ) -> None:
     """The Home tab: jobs watched in channels this person is in. Published at once from
     what the watchers last read, then, with ``refresh``, again after reading the newest
     of them afresh (``fresh``: past the service's few-seconds cache, for the button)."""
-    rows, hidden = await _home_rows(deps, client, user_id)
-    await _publish(deps, client, user_id, rows, hidden, refreshing=refresh and bool(rows))
-    if not refresh or not rows:
+    # Bolt hands each request a new client; the app's own one keeps the caches warm.
+    rows, hidden = await _home_rows(deps, deps.watcher.poster.client, user_id)
+    refresh = refresh and bool(rows) and _may_refresh(refreshed, user_id, every)
+    await _publish(deps, client, user_id, rows, hidden, refreshing=refresh)
+    if not refresh:
         return
     await asyncio.gather(*(_refresh_row(deps, row, fresh) for row in rows[:HOME_REFRESH]))
     rows.sort(key=_row_order)  # a batch may have started or finished meanwhile
     await _publish(deps, client, user_id, rows, hidden, refreshing=False)
+
+
+def _may_refresh(refreshed: dict[str, float] | None, user_id: str, every: float) -> bool:
+    """``refreshed``: user -> when their Home tab last re-read batches (None: always)."""
+    if refreshed is None:
+        return True
+    now = time.monotonic()
+    if now - refreshed.get(user_id, -every) < every:
+        return False
+    if len(refreshed) > 10_000:
+        refreshed.clear()
+    refreshed[user_id] = now
+    return True
 
 
 async def _home_rows(
@@ -187,11 +212,14 @@ async def _permalink(client: AsyncWebClient, watch: Watch) -> str | None:
 
 
 async def _refresh_row(deps: Deps, row: dict[str, Any], fresh: bool = False) -> None:
-    """Fresh status and counts for one row. Counts go at background priority: the Home tab
-    must not hold up someone's /otajob behind seven calls per batch."""
+    """Fresh status and counts for one row, at background priority: the Home tab must not
+    hold up someone's /otajob (the watchers' share of the quota bounds it)."""
     watch: Watch = row["watch"]
     try:
-        row["job"] = (await deps.service.get_job(watch.job_id, watch.instance_id, fresh=fresh)).job
+        result = await deps.service.get_job(
+            watch.job_id, watch.instance_id, fresh=fresh, priority=Priority.BACKGROUND
+        )
+        row["job"] = result.job
     except IotError as exc:
         row["error"] = exc
         return
@@ -225,6 +253,10 @@ async def _publish(
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
+    # user -> when the Home tab last re-read batches for them, on opening and on Refresh.
+    opened: dict[str, float] = {}
+    clicked: dict[str, float] = {}
+
     async def first_time(body: dict[str, Any]) -> bool:
         event_id = body.get("event_id")
         return not event_id or await deps.store.first_delivery(str(event_id), time.time())
@@ -241,13 +273,16 @@ def register(app: AsyncApp, deps: Deps) -> None:
         body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
     ) -> None:
         if event.get("tab") == "home" and await first_time(body):
-            await publish_home(deps, client, str(event.get("user")), refresh=True)
+            user_id = str(event.get("user"))
+            await publish_home(deps, client, user_id, refresh=True, refreshed=opened)
 
     @app.action("home_refresh")
     async def home_refresh(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         user_id = str((body.get("user") or {}).get("id"))
-        await publish_home(deps, client, user_id, refresh=True, fresh=True)
+        await publish_home(
+            deps, client, user_id, refresh=True, fresh=True, refreshed=clicked, every=10.0
+        )
 
     @app.action("home_open")
     async def home_open(ack: AsyncAck) -> None:

@@ -146,6 +146,8 @@ async def _refused(
     refusal = None
     if not target.startswith(("C", "G")):
         refusal = "not_a_channel"
+    elif deps.admins.policy.refusal(None, None, target):  # OTAJOB_ALLOWED_CHANNELS
+        refusal = "channel_not_allowed"
     elif target != asker.channel_id and not await _is_member(deps, target, asker.user_id):
         refusal = "not_a_member"
     if refusal:
