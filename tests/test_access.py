@@ -263,3 +263,28 @@ async def test_a_watch_cannot_send_posts_to_a_channel_outside_the_list(emulator,
         assert fake_slack.messages("C999") == [] and await runtime.store.live_watches() == []
     finally:
         await runtime.aclose()
+
+
+async def test_a_refused_dialog_submission_says_why_and_stays_open(emulator, fake_slack):
+    runtime = await start_runtime(
+        emulator,
+        fake_slack,
+        OTAJOB_ALLOWED_USERS="U0OTHER1",
+        OTAJOB_ACTIONS="cancel",
+        OTAJOB_ADMINS="U123",
+    )
+    try:
+        private = json.dumps({"job": fixtures.EXAMPLE_JOB_ID_UNMASKED, "channel": "C123"})
+        response = await submit(runtime, "cancel_confirm", private_metadata=private, values={})
+        body = json.loads(response.body)
+        assert body["response_action"] == "errors"
+        assert "OTAJOB_ALLOWED_USERS" in body["errors"]["cancel_in_progress"]
+        assert emulator.count("CancelOTATaskByJob") == 0
+    finally:
+        await runtime.aclose()
+
+
+def test_with_a_user_list_a_request_without_a_user_is_refused() -> None:
+    policy = Policy(users=frozenset({"U0ALLOWED"}))
+    assert policy.refusal("T1", None, "C1") == "user_not_allowed"
+    assert policy.refusal("T1", "U0ALLOWED", "C1") is None

@@ -181,3 +181,17 @@ async def test_alert_mistakes_are_answered_in_the_ack(runtime, fake_slack, text,
     response = await command(runtime, fake_slack, text)
     assert reason in response.body
     assert fake_slack.top_level(CHANNEL) == []
+
+
+async def test_a_batch_that_crosses_and_finishes_between_polls_still_alerts(
+    runtime, fake_slack, emulator
+):
+    await command(runtime, fake_slack, f"watch {JOB} alert failed>20 notify <@U0ONCALL1|x>")
+    await fake_slack.wait_for_posts("r1")
+    emulator.set_tasks(JOB, {"SUCCEEDED": 500, "FAILED": 100})
+    emulator.set_status(JOB, "COMPLETED")
+    await runtime.deps.watcher.poll(JOB, None)
+    alert, final = replies(fake_slack)
+    assert "Failure alert" in alert["text"] and "<@U0ONCALL1>" in alert["text"]
+    assert "Completed" in final["text"]
+    assert emulator.count("ListOTATaskByJob") == 7  # read once for both

@@ -8,6 +8,7 @@ a button payload can be forged or outlive a change to the allow-list.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,8 @@ from ..config import Settings, split_list
 from ..render import Message, Renderer
 
 log = logging.getLogger("otajob.access")
+# The block a refused dialog shows its error under (the cancel dialog's only input).
+VIEW_ERROR_BLOCK = "cancel_in_progress"
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class Policy:
         """Why a request is refused (a key of templates/refused.json.j2), or None."""
         if self.team_id and team_id and team_id != self.team_id:
             return "other_workspace"
-        if self.users and user_id and user_id not in self.users:
+        if self.users and user_id not in self.users:  # no user at all: not on the list
             return "user_not_allowed"
         # Strict: DMs too, unless listed. The Home tab has no channel and stays open; it
         # lists only watches in channels the person is in.
@@ -146,6 +149,13 @@ def register(app: AsyncApp, policy: Policy, renderer: Renderer, *, demo: bool = 
         team, user, channel = request_parties(body)
         log.info("refused %s: team=%s user=%s channel=%s", reason, team, user, channel)
         message = renderer.render("refused", reason=reason, demo=demo)
+        if body.get("type") == "view_submission":  # the dialog stays open and says why
+            errors = {VIEW_ERROR_BLOCK: message.text + " Nothing was changed."}
+            return BoltResponse(
+                status=200,
+                body=json.dumps({"response_action": "errors", "errors": errors}),
+                headers={"content-type": ["application/json;charset=utf-8"]},
+            )
         if body.get("command"):  # the person sees why, only them, in the ack itself
             return BoltResponse(
                 status=200,

@@ -95,10 +95,12 @@ async def run_cancel(
     done: list[str] = []
     error: IotError | None = None
     job: OtaJob | None = None
+    writing = False
     try:
         job = (await deps.service.get_job(job_id, instance, fresh=True)).job
         # Confirmed in a dialog opened earlier: the batch may have finished meanwhile.
         if not job.is_finished:
+            writing = True  # from here on, a failure without a clear answer may hide a change
             if job.selection_type == "DYNAMIC":
                 client_ = deps.service.client
                 request_ids.append(
@@ -124,8 +126,20 @@ async def run_cancel(
         "dynamic": bool(job and job.selection_type == "DYNAMIC"),
         "finished": finished,
     }
+    uncertain = writing and _may_have_run(error)
     await _record(
-        deps, client, asker, "cancel", job_id, instance, job, detail, request_ids, outcome, error
+        deps,
+        client,
+        asker,
+        "cancel",
+        job_id,
+        instance,
+        job,
+        detail,
+        request_ids,
+        outcome,
+        error,
+        uncertain=uncertain,
     )
 
 
@@ -141,6 +155,7 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
     sent = 0
     found, total = 0, 0
     unexpected: BaseException | None = None
+    uncertain = False  # a batch failed without a clear answer: it may have gone through
     try:
         job = (await deps.service.get_job(ref.job_id, ref.instance_id)).job
         failures = await deps.service.failures(ref.job_id, ref.instance_id, fresh=True)
@@ -150,6 +165,7 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
         for batch, result in results:
             if isinstance(result, IotError):
                 error = error or result
+                uncertain = uncertain or _may_have_run(result)
                 if result.request_id:
                     request_ids.append(result.request_id)
             elif isinstance(result, BaseException):  # recorded first, then raised
@@ -161,8 +177,9 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
         error = exc
         if exc.request_id:
             request_ids.append(exc.request_id)
-    if unexpected is not None and error is None:
-        error = IotError("Unexpected", f"{type(unexpected).__name__} inside otajob")
+    if unexpected is not None:  # some batches may have gone through before it
+        uncertain = True
+        error = error or IotError("Unexpected", f"{type(unexpected).__name__} inside otajob")
     outcome = "done" if error is None else ("partial" if sent else "failed")
     # found < total: OTAJOB_FAILED_MAX cut the list, and the record says so.
     detail = {"reupgraded": sent, "found": found, "total": total}
@@ -178,6 +195,7 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
         request_ids,
         outcome,
         error,
+        uncertain=uncertain,
     )
     if unexpected is not None:
         raise unexpected
@@ -198,6 +216,8 @@ async def _record(
     request_ids: list[str],
     outcome: str,
     error: IotError | None,
+    *,
+    uncertain: bool = False,
 ) -> None:
     """Write the action to the database first, then post it in the batch's thread(s) and
     tell the person who took it (by DM, which works wherever they clicked)."""
@@ -227,7 +247,7 @@ async def _record(
         request_ids=request_ids,
         outcome=outcome,
         error=error,
-        uncertain=_may_have_run(error),
+        uncertain=uncertain,
         who=asker.user_name,
         at=now,
         log_id=log_id,

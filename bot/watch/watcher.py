@@ -303,9 +303,11 @@ class Watcher:
                 job_id=job_id, instance_id=instance_id, state=ACTIVE
             ):
                 try:
-                    await self._advance(watch, result, counts)
-                    if watch.alert_rule and not result.job.is_finished:
+                    # The alert first: a batch that crossed the line and finished between
+                    # two polls still alerts, and the card's edit below has the counts.
+                    if watch.alert_rule and watch.card_ts:
                         await self._check_alert(watch, result, counts)
+                    await self._advance(watch, result, counts)
                 except ChannelUnavailable as exc:
                     await self._pause(watch, exc.error)
                 except SlackApiError as exc:  # 429s are retried by slack_sdk; others next poll
