@@ -652,3 +652,12 @@ async def test_the_action_log_records_the_workspace(runtime, fake_slack, emulato
     await confirm(runtime, await open_dialog(runtime, fake_slack, job))
     (row,) = await recorded(runtime, job)
     assert row["team_id"] == "T0001" and row["outcome"] == "done"
+
+
+async def test_a_dialog_slack_will_not_open_is_explained(runtime, fake_slack):
+    """An expired or used trigger_id: the person is told, nothing reaches the error funnel."""
+    await click(runtime, fake_slack, "job_cancel", JobRef(STATIC).to_value(), key="b1")
+    await fake_slack.wait_for_calls("views.update")
+    await click(runtime, fake_slack, "job_cancel", JobRef(STATIC).to_value(), key="b2")
+    (post,) = await fake_slack.wait_for_posts("b2")
+    assert "did not let me open the cancel dialog" in dump(post)

@@ -26,6 +26,7 @@ from ..config import Settings, split_list
 from ..render import Message, Renderer
 
 log = logging.getLogger("otajob.access")
+GROUP_LOOKUP_SECONDS = 1.5
 # The block a refused dialog shows its error under (the cancel dialog's only input).
 VIEW_ERROR_BLOCK = "cancel_in_progress"
 
@@ -105,7 +106,10 @@ class Admins:
         if cached and now - cached[0] < self._ttl:
             return cached[1]
         try:
-            response = await self._client.usergroups_users_list(usergroup=group)
+            # Bounded: a cancel dialog's trigger_id and a submission's ack both have 3 s.
+            response = await asyncio.wait_for(
+                self._client.usergroups_users_list(usergroup=group), GROUP_LOOKUP_SECONDS
+            )
             members = frozenset(response.get("users") or [])
         except SlackApiError as exc:
             # Fail closed: a group we cannot read grants nothing.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -54,8 +55,19 @@ async def _say(respond: AsyncRespond, message: Message) -> None:
 # --- cancel ------------------------------------------------------------------------------
 
 
+DIALOG_FAILED = (
+    "Slack did not let me open the cancel dialog in time. Nothing was canceled: click "
+    "*Cancel rollout…* again."
+)
+
+
 async def open_cancel_dialog(
-    deps: Deps, client: AsyncWebClient, ref: JobRef, asker: Asker, trigger_id: str
+    deps: Deps,
+    client: AsyncWebClient,
+    ref: JobRef,
+    asker: Asker,
+    trigger_id: str,
+    say: Callable[[Message], Awaitable[None]],
 ) -> None:
     """Open the dialog at once (a trigger_id lasts three seconds), then fill in what will be
     canceled once the batch and its counts are read."""
@@ -63,7 +75,12 @@ async def open_cancel_dialog(
         {"job": ref.job_id, "instance": ref.instance_id, "channel": asker.channel_id}
     )
     loading = deps.renderer.view("cancel_modal", loading=True, private=private, demo=deps.demo)
-    opened = await client.views_open(trigger_id=trigger_id, view=loading)
+    try:
+        opened = await client.views_open(trigger_id=trigger_id, view=loading)
+    except SlackApiError as exc:  # e.g. expired_trigger_id: Slack took too long to get here
+        log.info("cancel dialog not opened: %s", exc.response.get("error"))
+        await say(deps.renderer.render("note", text=DIALOG_FAILED, demo=deps.demo))
+        return
     view_id = opened["view"]["id"]
     context: dict[str, Any] = {
         "loading": False,
@@ -78,7 +95,12 @@ async def open_cancel_dialog(
     else:
         counts = await read_counts(deps, ref, fresh=True)
         context.update(error=None, job=result.job, job_id=ref.job_id, counts=counts.counts)
-    await client.views_update(view_id=view_id, view=deps.renderer.view("cancel_modal", **context))
+    try:
+        await client.views_update(
+            view_id=view_id, view=deps.renderer.view("cancel_modal", **context)
+        )
+    except SlackApiError as exc:  # closed meanwhile: nothing to fill in, nothing canceled
+        log.info("cancel dialog not updated: %s", exc.response.get("error"))
 
 
 async def run_cancel(
@@ -298,7 +320,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if reason:
             await refusal(click.respond, reason)
             return
-        await open_cancel_dialog(deps, click.client, ref, click.asker, click.trigger_id)
+
+        async def say(message: Message) -> None:
+            await _say(click.respond, message)
+
+        await open_cancel_dialog(deps, click.client, ref, click.asker, click.trigger_id, say)
 
     @app.view(CANCEL_CALLBACK)
     async def cancel_confirmed(
