@@ -529,3 +529,26 @@ def test_a_reupgrade_record_says_what_was_found(detail, words) -> None:
         demo=False,
     )
     assert words in message.text
+
+
+@pytest.mark.parametrize(
+    ("subject", "words", "label"),
+    [
+        ("batch", "has no update batch `X1`", "Job `X1`"),
+        ("firmware", "has no update package `X1`", "Firmware `X1`"),
+        ("device", "Check the ProductKey and DeviceName", "Device `X1`"),
+    ],
+)
+def test_a_refusal_names_what_was_asked_about(subject, words, label) -> None:
+    error = IotApiError("iot.ota.NotFound", "not found", "RID-9", 404)
+    message = RENDERER.render(
+        "api_error",
+        error=error,
+        kind=error_kind(error),
+        job_id="X1",
+        instance_id=None,
+        subject=subject,
+        demo=False,
+    )
+    text = json.dumps(message.blocks, ensure_ascii=False)
+    assert words in text and label in text and "RID-9" in text

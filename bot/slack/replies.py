@@ -135,12 +135,17 @@ async def counts_within(
     return counting.result() if done else Counts(slow=True)
 
 
-def api_error_message(deps: Deps, error: IotError, job_id: str, instance: str | None) -> Message:
+def api_error_message(
+    deps: Deps, error: IotError, job_id: str, instance: str | None, subject: str = "batch"
+) -> Message:
+    """Alibaba Cloud's refusal about a batch (``job_id`` is its JobId), or about a
+    ``subject`` "firmware" or "device" (``job_id`` then names that)."""
     return deps.renderer.render(
         "api_error",
         error=error,
         kind=error_kind(error),
         job_id=job_id,
         instance_id=instance,
+        subject=subject,
         demo=deps.demo,
     )

@@ -171,7 +171,8 @@ async def firmware_jobs(
     try:
         page = await deps.service.jobs_by_firmware(request.firmware_id, request.instance_id)
     except IotError as error:
-        await _ephemeral(respond)(api_error_message(deps, error, request.firmware_id, instance))
+        message = api_error_message(deps, error, request.firmware_id, instance, "firmware")
+        await _ephemeral(respond)(message)
         return
     message = _job_list(
         deps,
@@ -193,7 +194,7 @@ async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: As
         )
     except IotError as error:
         subject = f"{request.product_key}/{request.device_name}"
-        await _ephemeral(respond)(api_error_message(deps, error, subject, instance))
+        await _ephemeral(respond)(api_error_message(deps, error, subject, instance, "device"))
         return
     note = None
     if request.firmware_id is None:
