@@ -516,6 +516,7 @@ async def test_reupgrade_sends_every_failed_device_ten_at_a_time(runtime, fake_s
         "reupgraded": 25,
         "found": 25,
         "total": 25,
+        "capped": False,
     }
     assert len(row["request_ids"].split(",")) == 3
     text = text_of(record)

@@ -508,7 +508,10 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
     ("detail", "words"),
     [
         ({"reupgraded": 0, "found": 0, "total": 0}, "found no failed devices to re-upgrade"),
-        ({"reupgraded": 300, "found": 300, "total": 950}, "the first 300 of 950 failed"),
+        (
+            {"reupgraded": 300, "found": 300, "total": 950, "capped": True},
+            "the first 300 of 950 failed",
+        ),
         ({"reupgraded": 12, "found": 12, "total": 12}, "asked for 12 failed devices"),
     ],
 )

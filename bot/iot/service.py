@@ -82,10 +82,13 @@ class Failures:
     total: int  # as the API counted them on the first page
     request_ids: list[str]
     fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    limit: int = API_ROW_LIMIT  # the most that were to be read (OTAJOB_FAILED_MAX)
 
     @property
     def truncated(self) -> bool:
-        return len(self.tasks) < self.total
+        """More failed than the limit lets us read. (A few fewer rows than ``total`` can
+        also come from devices moving while the pages were read: that is not this.)"""
+        return self.total > self.limit
 
     def reasons(self) -> list[tuple[str, int]]:
         """(TaskDesc, devices), most common first; ties by reason, for a stable order."""
@@ -192,6 +195,7 @@ class OtaService:
             tasks=list(tasks.values())[:wanted],
             total=first.total,
             request_ids=[r for r in request_ids if r],
+            limit=self.failed_max,
         )
 
     async def jobs_by_firmware(self, firmware_id: str, instance_id: str | None = None) -> Page:

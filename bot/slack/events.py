@@ -83,13 +83,19 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
     if not reply.ok:
         await only_them(reply.message)
         return
-    posted = await client.chat_postMessage(
-        channel=channel,
-        thread_ts=thread_ts,
-        unfurl_links=False,
-        unfurl_media=False,
-        **reply.message.as_kwargs(),
-    )
+    try:
+        posted = await client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+            **reply.message.as_kwargs(),
+        )
+    except SlackApiError as exc:  # e.g. an announcement-only channel, or archived
+        error = str(exc.response.get("error") or "an error")
+        text = f"I cannot post the card here (Slack says `{error}`). Try `/otajob {ref.job_id}`."
+        await only_them(render("note", text=text, demo=deps.demo))
+        return
     counts = await read_counts(deps, ref)
     await client.chat_update(
         channel=channel, ts=posted["ts"], **reply.with_counts(counts).as_kwargs()

@@ -175,13 +175,13 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
     error: IotError | None = None
     job: OtaJob | None = None
     sent = 0
-    found, total = 0, 0
+    found, total, capped = 0, 0, False
     unexpected: BaseException | None = None
     uncertain = False  # a batch failed without a clear answer: it may have gone through
     try:
         job = (await deps.service.get_job(ref.job_id, ref.instance_id)).job
         failures = await deps.service.failures(ref.job_id, ref.instance_id, fresh=True)
-        found, total = len(failures.tasks), failures.total
+        found, total, capped = len(failures.tasks), failures.total, failures.truncated
         task_ids = [t.task_id for t in failures.tasks if t.task_id]
         results = await deps.service.reupgrade(ref.job_id, task_ids, ref.instance_id)
         for batch, result in results:
@@ -203,8 +203,8 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
         uncertain = True
         error = error or IotError("Unexpected", f"{type(unexpected).__name__} inside otajob")
     outcome = "done" if error is None else ("partial" if sent else "failed")
-    # found < total: OTAJOB_FAILED_MAX cut the list, and the record says so.
-    detail = {"reupgraded": sent, "found": found, "total": total}
+    # capped: OTAJOB_FAILED_MAX cut the list, and the record says so.
+    detail = {"reupgraded": sent, "found": found, "total": total, "capped": capped}
     await _record(
         deps,
         client,
@@ -311,6 +311,8 @@ async def _post_in_threads(
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
+    reupgrading: set[tuple[str, str | None]] = set()  # batches being re-upgraded now
+
     async def refusal(respond: AsyncRespond, reason: str) -> None:
         await _say(respond, deps.renderer.render("refused", reason=reason, demo=deps.demo))
 
@@ -361,11 +363,18 @@ def register(app: AsyncApp, deps: Deps) -> None:
         if reason:
             await refusal(click.respond, reason)
             return
-        note = deps.renderer.render(
-            "note", text=f"Re-upgrading the failed devices of batch `{ref.job_id}`…", demo=deps.demo
-        )
-        await _say(click.respond, note)
-        await run_reupgrade(deps, click.client, ref, click.asker)
+        key = (ref.job_id, deps.service.instance_for(ref.instance_id))
+        if key in reupgrading:  # a second click, or a second admin: once is enough
+            text = f"A re-upgrade of batch `{ref.job_id}` is already running; its record follows."
+            await _say(click.respond, deps.renderer.render("note", text=text, demo=deps.demo))
+            return
+        reupgrading.add(key)
+        try:
+            text = f"Re-upgrading the failed devices of batch `{ref.job_id}`…"
+            await _say(click.respond, deps.renderer.render("note", text=text, demo=deps.demo))
+            await run_reupgrade(deps, click.client, ref, click.asker)
+        finally:
+            reupgrading.discard(key)
 
 
 REFUSAL_WORDS = {
