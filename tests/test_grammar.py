@@ -112,6 +112,13 @@ J = "HvKuBpuk3rdk6E92CPa1b20200"
             ),
         ),
         (f"watch {J} alert", BadInput("missing_alert")),
+        (f"watch {J} alert failed > 5 %", WatchJob(J, alert=AlertRule(5, True))),
+        (f"watch {J} alert failed>{'9' * 400}", BadInput("bad_alert", f"failed>{'9' * 400}")),
+        (
+            f"watch {J} alert failed>5 notify "
+            + " ".join(f"<@U0PERSON{i:02d}>" for i in range(11)),
+            BadInput("too_many_notify", "10"),
+        ),
         (
             f"watch {J} alert failed>150%",
             BadInput("bad_alert", "failed>150%"),

@@ -104,6 +104,7 @@ class DeviceJobs:
     firmware_checked: int
     firmware_total: int
     request_ids: list[str]
+    firmware_failed: int = 0  # packages whose batches could not be read
 
 
 class OtaService:
@@ -256,7 +257,13 @@ class OtaService:
             for job in result.items:
                 jobs.setdefault(job.job_id or f"row{len(jobs)}", job)
         ordered = sorted(jobs.values(), key=lambda j: j.created_ts, reverse=True)
-        return DeviceJobs(ordered, len(firmware_ids), total, [r for r in request_ids if r])
+        return DeviceJobs(
+            ordered,
+            len(firmware_ids),
+            total,
+            [r for r in request_ids if r],
+            firmware_failed=len(errors),
+        )
 
     async def reupgrade(
         self, job_id: str, task_ids: list[str], instance_id: str | None = None

@@ -26,10 +26,12 @@ INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
 CHANNEL = re.compile(r"^<#([CGD][A-Z0-9]{2,30})(?:\|[^>]*)?>$")
 PRODUCT_KEY = re.compile(r"^[A-Za-z0-9]{4,32}$")
-# Alibaba allows letters, digits and - _ @ . : in a DeviceName, 4 to 32 characters.
+# Alibaba allows letters, digits and - _ @ . : in a DeviceName, 4 to 32 characters;
+# a little more room here, so a name from an older product is not refused.
 DEVICE_NAME = re.compile(r"^[A-Za-z0-9_@.:\-]{2,64}$")
 FIRMWARE_ID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 # <!here>, <!channel>, <!everyone>: never accepted as someone to notify.
+MAX_NOTIFY = 10  # people and groups one alert may notify
 WHOLE_CHANNEL = re.compile(r"^<!(here|channel|everyone)(?:\|[^>]*)?>$|^@(here|channel|everyone)$")
 # Quotes and backticks people paste around an ID from docs or chat.
 _STRIP = "`'\"“”‘’<>"
@@ -54,7 +56,7 @@ class BadInput:
     #             bad_channel | bad_states | missing_states | missing_job | bad_alert |
     #             missing_alert | plain_mention | whole_channel | missing_notify |
     #             notify_without_alert | bad_product_key | bad_device_name |
-    #             bad_firmware_id | missing_device | missing_firmware
+    #             bad_firmware_id | missing_device | missing_firmware | too_many_notify
     value: str = ""
 
 
@@ -181,6 +183,8 @@ def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInpu
                 if rest[0].lower() in ("notify", "quiet", "only", "instance"):
                     break
                 text += rest.pop(0)
+            if rest and rest[0] == "%":  # "failed > 5 %": the rate, not 5 devices
+                text += rest.pop(0)
             rule = AlertRule.parse(text)
             if rule is None:
                 return BadInput("bad_alert", text)
@@ -200,6 +204,8 @@ def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInpu
                     ids.append(found_id)
             if not ids:
                 return BadInput("missing_notify")
+            if len(ids) > MAX_NOTIFY:
+                return BadInput("too_many_notify", str(MAX_NOTIFY))
             found["notify"] = tuple(ids)
         elif lowered == "firmware" and "firmware" in allowed:
             if not rest:

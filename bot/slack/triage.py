@@ -198,10 +198,11 @@ async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: As
         return
     note = None
     if request.firmware_id is None:
+        unread = f" ({found.firmware_failed} could not be read)" if found.firmware_failed else ""
         note = (
             f"Alibaba Cloud lists a device's batches per update package: asked about "
             f"{found.firmware_checked} of the product's {found.firmware_total} packages, "
-            f"newest first. Add `firmware <FirmwareId>` to ask about one package."
+            f"newest first{unread}. Add `firmware <FirmwareId>` to ask about one package."
         )
     message = _job_list(
         deps,

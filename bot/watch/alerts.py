@@ -18,7 +18,7 @@ from ..iot.models import TaskCounts
 # 2 devices is 50 %. A percent rule waits for this many devices with an outcome.
 MIN_FINISHED_FOR_RATE = 20
 
-_RULE = re.compile(r"^fail(?:ed|ures?)?\s*>\s*(\d+(?:\.\d+)?)\s*(%?)$", re.IGNORECASE)
+_RULE = re.compile(r"^fail(?:ed|ures?)?\s*>\s*(\d{1,7}(?:\.\d{1,3})?)\s*(%?)$", re.IGNORECASE)
 # Mentions as Slack sends them in a slash command with escaping on: <@U123|name>,
 # <!subteam^S123|@group>. Only these IDs are ever mentioned.
 USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>$")

@@ -120,7 +120,7 @@ action_log = Table(
     Column("instance_id", String(64), nullable=False),
     Column("detail", Text, nullable=False),  # JSON: what was asked for, what was done
     Column("request_ids", Text, nullable=False),  # comma-separated
-    Column("outcome", String(16), nullable=False),  # done | partial | failed | refused
+    Column("outcome", String(16), nullable=False),  # done | partial | failed
     Column("error", Text),
 )
 
@@ -478,9 +478,22 @@ class Store:
 
     async def count_alerted_jobs(self) -> int:
         """Actively watched jobs with an alert: each poll of one also reads device counts."""
-        query = select(
-            func.count(func.distinct(watches.c.job_id + "/" + watches.c.instance_id))
-        ).where(watches.c.state == ACTIVE, watches.c.alert_rule.is_not(None))
+        # Like count_polled_jobs: a scheduled batch is hardly polled before its start.
+        query = (
+            select(func.count())
+            .select_from(polls)
+            .where(
+                func.coalesce(polls.c.status, "") != "PLANNED",
+                select(watches.c.id)
+                .where(
+                    watches.c.job_id == polls.c.job_id,
+                    watches.c.instance_id == polls.c.instance_id,
+                    watches.c.state == ACTIVE,
+                    watches.c.alert_rule.is_not(None),
+                )
+                .exists(),
+            )
+        )
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).scalar() or 0
 
