@@ -195,7 +195,8 @@ def _row_order(row: dict[str, Any]) -> tuple[int, float]:
     return rank, -modified
 
 
-# Per Slack client: (channel, ts) -> permalink. A message's link never changes.
+# Per app client (see watching.is_member): (channel, ts) -> permalink. A message's link
+# never changes.
 _permalinks: weakref.WeakKeyDictionary[AsyncWebClient, dict[tuple[str, str], str]]
 _permalinks = weakref.WeakKeyDictionary()
 

@@ -167,8 +167,9 @@ async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
     return await is_member(deps.watcher.poster.client, channel_id, user_id)
 
 
-# Per Slack client (one per workspace): (channel, user) -> (when checked, member?). The
-# Home tab and `watches all` ask about every watched channel each time; membership
+# Per app client (the runtime's own AsyncWebClient; Bolt gives each request a new one, so
+# callers pass deps.watcher.poster.client): (channel, user) -> (when checked, member?).
+# The Home tab and `watches all` ask about every watched channel each time; membership
 # rarely changes within a minute. Changing a watch always asks Slack.
 _membership: weakref.WeakKeyDictionary[AsyncWebClient, dict[tuple[str, str], tuple[float, bool]]]
 _membership = weakref.WeakKeyDictionary()
