@@ -19,6 +19,7 @@ from bot.emulator import (
     DEMO_SECURITY_TOKEN,
     IotEmulator,
     fixtures,
+    server,
 )
 from bot.emulator import __main__ as cli
 from bot.emulator.server import utc_text
@@ -919,20 +920,7 @@ FIRMWARE_FIELDS = {
     "UtcCreate",
     "UtcModified",
 }
-JOB_INFO_FIELDS = {
-    "JobId",
-    "JobStatus",
-    "JobType",
-    "FirmwareId",
-    "ProductKey",
-    "SelectionType",
-    "TargetSelection",
-    "Tags",
-    "UtcCreate",
-    "UtcModified",
-    "UtcStartTime",
-    "UtcEndTime",
-}
+JOB_INFO_FIELDS = set(server.JOB_INFO_FIELDS)
 MAKE_JOB_FIRMWARE = fixtures.make_job("x")["FirmwareId"]
 SPEC_FIRMWARE = fixtures.SPEC_EXAMPLE["FirmwareId"]
 INSTANCE = "iot-cn-0pp1n8t0001"
