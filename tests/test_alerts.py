@@ -195,3 +195,17 @@ async def test_a_batch_that_crosses_and_finishes_between_polls_still_alerts(
     assert "Failure alert" in alert["text"] and "<@U0ONCALL1>" in alert["text"]
     assert "Completed" in final["text"]
     assert emulator.count("ListOTATaskByJob") == 7  # read once for both
+
+
+async def test_alert_off_removes_the_alert_and_keeps_the_watch(runtime, fake_slack, emulator):
+    await command(runtime, fake_slack, f"watch {JOB} alert failed>20")
+    await fake_slack.wait_for_posts("r1")
+    await command(runtime, fake_slack, f"watch {JOB} alert off", key="r2")
+    (answer,) = await fake_slack.wait_for_posts("r2")
+    assert "without an alert now" in dump(answer)
+    (watch,) = await runtime.store.live_watches()
+    assert watch.alert_rule is None and watch.notify == ()
+    emulator.set_tasks(JOB, {"SUCCEEDED": 10, "FAILED": 90})
+    before = emulator.count("ListOTATaskByJob")
+    await runtime.deps.watcher.poll(JOB, None)
+    assert replies(fake_slack) == [] and emulator.count("ListOTATaskByJob") == before

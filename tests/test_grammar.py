@@ -112,6 +112,8 @@ J = "HvKuBpuk3rdk6E92CPa1b20200"
             ),
         ),
         (f"watch {J} alert", BadInput("missing_alert")),
+        (f"watch {J} alert off", WatchJob(J, alert_off=True)),
+        (f"watch {J} alert off alert failed>5", BadInput("extra_words", "alert off")),
         (f"watch {J} alert failed > 5 %", WatchJob(J, alert=AlertRule(5, True))),
         (f"watch {J} alert failed>{'9' * 400}", BadInput("bad_alert", f"failed>{'9' * 400}")),
         (

@@ -7,7 +7,7 @@
 /otajob device <ProductKey> <DeviceName> [firmware <FirmwareId>] [instance <id>]
 /otajob firmware <FirmwareId> [instance <id>]
 /otajob watch <JobId> [#channel] [instance <id>] [only <states>] [quiet]
-              [alert failed>5% | alert failed>20] [notify @person @group ...]
+              [alert failed>5% | alert failed>20 | alert off] [notify @person @group ...]
 /otajob unwatch <JobId> [#channel] [instance <id>]
 /otajob watches [all]
 """
@@ -69,6 +69,7 @@ class WatchJob:
     quiet: bool = False
     alert: AlertRule | None = None
     notify: tuple[str, ...] = ()  # Slack user and user group IDs, as typed mentions
+    alert_off: bool = False  # `alert off`: remove the watch's alert
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,10 @@ def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInpu
         elif lowered == "alert" and "alert" in allowed:
             if not rest:
                 return BadInput("missing_alert")
+            if rest[0].lower() in ("off", "none"):  # remove a watch's alert
+                rest.pop(0)
+                found["alert_off"] = True
+                continue
             # "failed>5%", or typed with spaces: "failed > 5 %"
             text = rest.pop(0)
             while rest and AlertRule.parse(text) is None and len(text) < 20:
@@ -257,6 +262,8 @@ def parse_command(text: str | None) -> Parsed:
             return options
         if "notify" in options and "alert" not in options:
             return BadInput("notify_without_alert")
+        if "alert_off" in options and "alert" in options:
+            return BadInput("extra_words", "alert off")
         channel, instance = options.get("channel"), options.get("instance")
         if verb == "unwatch":
             return UnwatchJob(job_id, channel, instance)  # type: ignore[arg-type]
@@ -268,6 +275,7 @@ def parse_command(text: str | None) -> Parsed:
             bool(options.get("quiet", False)),
             options.get("alert"),  # type: ignore[arg-type]
             options.get("notify", ()),  # type: ignore[arg-type]
+            bool(options.get("alert_off", False)),
         )
     job_id = check_job_id(words[0])
     if isinstance(job_id, BadInput):

@@ -53,6 +53,7 @@ async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespo
             quiet=request.quiet,
             alert=request.alert,
             notify=request.notify,
+            alert_off=request.alert_off,
         )
     except IotError as error:
         instance = deps.service.instance_for(request.instance_id)

@@ -107,6 +107,7 @@ class Watcher:
         quiet: bool = False,
         alert: AlertRule | None = None,
         notify: tuple[str, ...] = (),
+        alert_off: bool = False,
     ) -> WatchResult:
         """Subscribe a channel. IotError propagates: the caller shows it to the person.
         Watching again with an alert sets (or replaces) the existing watch's alert."""
@@ -142,6 +143,10 @@ class Watcher:
                 await self.store.set_watch(
                     watch.id, alert_rule=alert.text, notify=notify, alerting=False
                 )
+                watch = await self.store.get_watch(watch.id) or watch
+                outcome = Outcome.ALERT_SET
+            elif not created and alert_off and watch.alert_rule:
+                await self.store.set_watch(watch.id, alert_rule=None, notify=(), alerting=False)
                 watch = await self.store.get_watch(watch.id) or watch
                 outcome = Outcome.ALERT_SET
             await self._count_jobs()
