@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from ..bounded import gather_bounded
 from .client import MAX_PAGE_SIZE, REUPGRADE_BATCH, IotClient
 from .errors import IotError
 from .models import Firmware, JobResult, JobSummary, OtaTask, Page, TaskCounts
@@ -174,17 +175,15 @@ class OtaService:
         )
 
     async def _read_failures(self, job_id: str, instance: str | None) -> Failures:
-        lane = asyncio.Semaphore(BULK_CONCURRENCY)
+        def page(n: int) -> Callable[[], Awaitable[Page]]:
+            return lambda: self.client.list_tasks(
+                job_id, status="FAILED", page=n, size=MAX_PAGE_SIZE, instance_id=instance
+            )
 
-        async def page(n: int) -> Page:
-            async with lane:
-                return await self.client.list_tasks(
-                    job_id, status="FAILED", page=n, size=MAX_PAGE_SIZE, instance_id=instance
-                )
-
-        first = await page(1)
+        first = await page(1)()
         wanted = min(first.total, self.failed_max)
-        rest = await asyncio.gather(*(page(n) for n in range(2, -(-wanted // MAX_PAGE_SIZE) + 1)))
+        pages = range(2, -(-wanted // MAX_PAGE_SIZE) + 1)
+        rest = await gather_bounded((page(n) for n in pages), BULK_CONCURRENCY)
         tasks: dict[str, OtaTask] = {}
         request_ids = []
         for p in (first, *rest):
@@ -233,15 +232,16 @@ class OtaService:
             ]
             total = listing.total
 
-        lane = asyncio.Semaphore(BULK_CONCURRENCY)
-
-        async def one(fid: str) -> Page:
-            async with lane:
-                return await self.client.list_jobs_by_device(
+        pages = await gather_bounded(
+            (
+                lambda fid=fid: self.client.list_jobs_by_device(
                     product_key, device_name, fid, instance_id=instance
                 )
-
-        pages = await asyncio.gather(*(one(f) for f in firmware_ids), return_exceptions=True)
+                for fid in firmware_ids
+            ),
+            BULK_CONCURRENCY,
+            return_exceptions=True,
+        )
         errors = [r for r in pages if isinstance(r, BaseException)]
         # One package's refusal (deleted meanwhile, say) must not hide the others' batches;
         # only when every one was refused is that the answer.
@@ -276,11 +276,12 @@ class OtaService:
             task_ids[i : i + REUPGRADE_BATCH] for i in range(0, len(task_ids), REUPGRADE_BATCH)
         ]
 
-        lane = asyncio.Semaphore(BULK_CONCURRENCY)
-
-        async def one(batch: list[str]) -> str | None:
-            async with lane:
-                return await self.client.reupgrade_tasks(job_id, batch, instance_id=instance)
-
-        results = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
+        results = await gather_bounded(
+            (
+                lambda batch=batch: self.client.reupgrade_tasks(job_id, batch, instance_id=instance)
+                for batch in batches
+            ),
+            BULK_CONCURRENCY,
+            return_exceptions=True,
+        )
         return list(zip(batches, results, strict=True))

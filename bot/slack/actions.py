@@ -12,7 +12,7 @@ from ..render import Message
 from . import watching
 from .buttons import Click, on_click
 from .grammar import WatchJob
-from .replies import answer_with_counts, counts_within, job_reply
+from .replies import answer_with_counts, counts_within, ephemeral, job_reply
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -23,16 +23,11 @@ def register(app: AsyncApp, deps: Deps) -> None:
         async def in_place(message: Message) -> None:
             await click.respond(replace_original=True, **message.as_kwargs())
 
-        async def refused(message: Message) -> None:
-            await click.respond(
-                response_type="ephemeral", replace_original=False, **message.as_kwargs()
-            )
-
         # An ephemeral card is this person's own: it keeps their write actions. A card in
         # the channel (shared or watched) never shows them.
         admin = click.ephemeral and await deps.admins.is_admin(click.asker.user_id)
         await answer_with_counts(
-            deps, ref, in_place, in_place, fresh=True, admin=admin, refused=refused
+            deps, ref, in_place, in_place, fresh=True, admin=admin, refused=ephemeral(click.respond)
         )
 
     @on_click(app, deps, "job_share", JobRef.from_value)

@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..deps import Deps
+from .replies import ephemeral
 from .watching import Asker
 
 R = TypeVar("R")
@@ -53,7 +54,7 @@ def asker_of(body: dict[str, Any]) -> Asker:
 
 async def say_stale(deps: Deps, respond: AsyncRespond) -> None:
     message = deps.renderer.render("bad_input", reason="stale_button", value="", demo=deps.demo)
-    await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+    await ephemeral(respond)(message)
 
 
 def on_click(

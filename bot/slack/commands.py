@@ -9,10 +9,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from ..deps import Deps
 from ..job_ref import JobRef
-from ..render import Message
 from . import triage, watching
 from .grammar import BadInput, QueryJob, ShowHelp, parse_command
-from .replies import answer_with_counts
+from .replies import answer_with_counts, ephemeral
 
 ROUTES: dict[type, Any] = {**watching.ROUTES, **triage.ROUTES}
 
@@ -43,13 +42,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         assert isinstance(parsed, QueryJob)
 
-        async def send(message: Message) -> None:
-            await respond(response_type="ephemeral", **message.as_kwargs())
-
-        async def replace(message: Message) -> None:
-            await respond(response_type="ephemeral", replace_original=True, **message.as_kwargs())
-
         # Only this person sees the card, so it may carry the write actions they may take.
         admin = await deps.admins.is_admin(asker.user_id)
         ref = JobRef(parsed.job_id, parsed.instance_id)
+        send, replace = ephemeral(respond, replace=None), ephemeral(respond, replace=True)
         await answer_with_counts(deps, ref, send, replace, admin=admin)

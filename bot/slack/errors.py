@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 
 from ..deps import Deps
+from .replies import ephemeral
 
 log = logging.getLogger("otajob.errors")
 
@@ -26,6 +27,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
             return
         message = deps.renderer.render("unexpected", error_id=error_id, demo=deps.demo)
         try:
-            await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+            await ephemeral(respond)(message)
         except Exception:  # the funnel itself must never raise
             log.exception("error_id=%s could not be reported to the user", error_id)

@@ -19,6 +19,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from ..bounded import gather_bounded
 from ..deps import Deps
 from ..iot.errors import IotError
 from ..iot.models import OtaJob, TaskCounts
@@ -145,8 +146,8 @@ async def _home_rows(
     """The rows to show (at most HOME_ROWS), and how many more there are."""
     watches = await deps.store.live_watches()
     channels = sorted({w.channel_id for w in watches})
-    members = await _bounded(
-        [lambda c=c: is_member(client, c, user_id, cached=True) for c in channels],
+    members = await gather_bounded(
+        (lambda c=c: is_member(client, c, user_id, cached=True) for c in channels),
         HOME_MEMBERSHIP_CHECKS,
     )
     visible = {c for c, ok in zip(channels, members, strict=True) if ok}
@@ -174,17 +175,6 @@ async def _home_rows(
     for row, link in zip(rows, links, strict=True):
         row["link"] = link
     return rows, hidden
-
-
-async def _bounded(calls: list[Any], limit: int) -> list[Any]:
-    """Run the calls with at most ``limit`` at a time, results in order."""
-    gate = asyncio.Semaphore(limit)
-
-    async def one(call: Any) -> Any:
-        async with gate:
-            return await call()
-
-    return await asyncio.gather(*(one(c) for c in calls))
 
 
 def _row_order(row: dict[str, Any]) -> tuple[int, float]:

@@ -28,7 +28,7 @@ from ..job_ref import JobRef
 from ..render import Message
 from ..watch.poster import ChannelUnavailable
 from .buttons import Click, asker_of, on_click
-from .replies import read_counts
+from .replies import ephemeral, read_counts
 from .triage import PageRef
 from .watching import Asker
 
@@ -49,7 +49,7 @@ async def _refuse(deps: Deps, action: str, user_id: str) -> str | None:
 
 
 async def _say(respond: AsyncRespond, message: Message) -> None:
-    await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+    await ephemeral(respond)(message)
 
 
 # --- cancel ------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from slack_bolt.async_app import AsyncRespond
+
 from ..deps import Deps
 from ..iot.errors import IotError, error_kind
 from ..iot.models import Counts, JobResult
@@ -39,11 +41,11 @@ async def job_reply(
     ref: JobRef,
     *,
     fresh: bool = False,
-    counts: Counts = LOADING,
     admin: bool = False,
 ) -> Reply:
     """The card for ``ref`` (a shared card keeps its "Shared by" line and loses Share).
-    ``admin``: the card is shown only to this person and they may take write actions."""
+    ``admin``: the card is shown only to this person and they may take write actions.
+    The message says the device counts are on their way; ``with_counts`` fills them in."""
     instance = deps.service.instance_for(ref.instance_id)
     try:
         result = await deps.service.get_job(ref.job_id, ref.instance_id, fresh=fresh)
@@ -56,7 +58,7 @@ async def job_reply(
             def watched(c: Counts) -> Message:
                 return deps.watcher.card(watch, result, ended=watch.state == ENDED, counts=c)
 
-            return Reply(watched(counts), ok=True, result=result, render=watched)
+            return Reply(watched(LOADING), ok=True, result=result, render=watched)
 
     # A card everyone sees (shared, or answering a mention) offers no Share and never the
     # write actions; a person's own card offers both.
@@ -76,7 +78,7 @@ async def job_reply(
             counts=c,
         )
 
-    return Reply(card(counts), ok=True, result=result, render=card)
+    return Reply(card(LOADING), ok=True, result=result, render=card)
 
 
 async def read_counts(deps: Deps, ref: JobRef, *, fresh: bool = False) -> Counts:
@@ -133,6 +135,19 @@ async def counts_within(
     counting = asyncio.ensure_future(read_counts(deps, ref, fresh=fresh))
     done, _ = await asyncio.wait({counting}, timeout=timeout)
     return counting.result() if done else Counts(slow=True)
+
+
+def ephemeral(
+    respond: AsyncRespond, *, replace: bool | None = False
+) -> Callable[[Message], Awaitable[None]]:
+    """A sender of messages only the asker sees. ``replace``: the message holding the
+    button (or the command's earlier answer) is replaced; None leaves Slack's default."""
+
+    async def send(message: Message) -> None:
+        extra = {} if replace is None else {"replace_original": replace}
+        await respond(response_type="ephemeral", **extra, **message.as_kwargs())
+
+    return send
 
 
 def api_error_message(

@@ -19,7 +19,7 @@ from ..job_ref import JobRef
 from ..render import Message, slack_escape
 from .buttons import Click, on_click
 from .grammar import DeviceJobs, FailedDevices, FirmwareJobs
-from .replies import answer_with_counts, api_error_message
+from .replies import answer_with_counts, api_error_message, ephemeral
 from .watching import Asker
 
 # A failure listing that takes longer than this gets a "reading…" message first.
@@ -53,13 +53,6 @@ class PageRef:
         if ref is None or not 1 <= page <= 100_000:
             return None
         return cls(ref.job_id, ref.instance_id, page)
-
-
-def _ephemeral(respond: AsyncRespond, *, replace: bool = False) -> Any:
-    async def send(message: Message) -> None:
-        await respond(response_type="ephemeral", replace_original=replace, **message.as_kwargs())
-
-    return send
 
 
 async def _job_or_none(deps: Deps, job_id: str, instance_id: str | None) -> OtaJob | None:
@@ -96,8 +89,8 @@ async def failed_devices(
         note = deps.renderer.render(
             "note", text=f"Reading the failed devices of batch `{request.job_id}`…", demo=deps.demo
         )
-        await _ephemeral(respond, replace=mode == "in_place")(note)
-    send = _ephemeral(respond, replace=mode == "in_place" or interim)
+        await ephemeral(respond, replace=mode == "in_place")(note)
+    send = ephemeral(respond, replace=mode == "in_place" or interim)
     try:
         failures = await reading
     except IotError as error:
@@ -139,7 +132,7 @@ async def upload_csv(deps: Deps, ref: PageRef, asker: Asker, respond: AsyncRespo
         failures = await deps.service.failures(ref.job_id, ref.instance_id)
     except IotError as error:
         instance = deps.service.instance_for(ref.instance_id)
-        await _ephemeral(respond)(api_error_message(deps, error, ref.job_id, instance))
+        await ephemeral(respond)(api_error_message(deps, error, ref.job_id, instance))
         return
     n = len(failures.tasks)
     where = await deps.watcher.poster.upload(
@@ -161,7 +154,7 @@ async def upload_csv(deps: Deps, ref: PageRef, asker: Asker, respond: AsyncRespo
         if where
         else "Slack did not take the CSV here or in your DM. Invite otajob here and try again."
     )
-    await _ephemeral(respond)(deps.renderer.render("note", text=text, demo=deps.demo))
+    await ephemeral(respond)(deps.renderer.render("note", text=text, demo=deps.demo))
 
 
 async def firmware_jobs(
@@ -172,7 +165,7 @@ async def firmware_jobs(
         page = await deps.service.jobs_by_firmware(request.firmware_id, request.instance_id)
     except IotError as error:
         message = api_error_message(deps, error, request.firmware_id, instance, "firmware")
-        await _ephemeral(respond)(message)
+        await ephemeral(respond)(message)
         return
     message = _job_list(
         deps,
@@ -183,7 +176,7 @@ async def firmware_jobs(
         firmware_id=request.firmware_id,
         note=None,
     )
-    await _ephemeral(respond)(message)
+    await ephemeral(respond)(message)
 
 
 async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: AsyncRespond) -> None:
@@ -194,7 +187,7 @@ async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: As
         )
     except IotError as error:
         subject = f"{request.product_key}/{request.device_name}"
-        await _ephemeral(respond)(api_error_message(deps, error, subject, instance, "device"))
+        await ephemeral(respond)(api_error_message(deps, error, subject, instance, "device"))
         return
     note = None
     if request.firmware_id is None:
@@ -214,7 +207,7 @@ async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: As
         device_name=request.device_name,
         note=note,
     )
-    await _ephemeral(respond)(message)
+    await ephemeral(respond)(message)
 
 
 def _job_list(
@@ -261,7 +254,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @on_click(app, deps, "job_open", JobRef.from_value)
     async def open_card(ref: JobRef, click: Click) -> None:
         admin = await deps.admins.is_admin(click.asker.user_id)
-        await answer_with_counts(deps, ref, _ephemeral(click.respond), None, admin=admin)
+        await answer_with_counts(deps, ref, ephemeral(click.respond), None, admin=admin)
 
 
 ROUTES = {

@@ -18,7 +18,7 @@ from ..job_ref import JobRef
 from ..watch.poster import ChannelUnavailable
 from ..watch.watcher import Outcome
 from .grammar import ListWatches, UnwatchJob, WatchJob
-from .replies import api_error_message, job_reply
+from .replies import api_error_message, ephemeral, job_reply
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ async def _tell(respond: AsyncRespond, deps: Deps, **context: Any) -> None:
     message = deps.renderer.render(
         "watch_reply", interval=deps.watcher.interval(), demo=deps.demo, **context
     )
-    await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+    await ephemeral(respond)(message)
 
 
 async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespond) -> None:
@@ -58,7 +58,7 @@ async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespo
     except IotError as error:
         instance = deps.service.instance_for(request.instance_id)
         message = api_error_message(deps, error, request.job_id, instance)
-        await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+        await ephemeral(respond)(message)
         return
     outcome, error = result.outcome, result.error
     if outcome == Outcome.FINISHED:  # nothing to watch: show the final card instead
@@ -136,7 +136,7 @@ async def list_watches(
         interval=deps.watcher.interval(),
         demo=deps.demo,
     )
-    await respond(response_type="ephemeral", **message.as_kwargs())
+    await ephemeral(respond, replace=None)(message)
 
 
 async def _refused(

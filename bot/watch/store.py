@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -476,37 +477,32 @@ class Store:
                 update(polls).where(key).values(counts_json=counts_json, counted_at=now)
             )
 
-    async def count_alerted_jobs(self) -> int:
-        """Actively watched jobs with an alert: each poll of one also reads device counts."""
-        # Like count_polled_jobs: a scheduled batch is hardly polled before its start.
-        query = (
-            select(func.count())
-            .select_from(polls)
+    async def budget_counts(self) -> tuple[int, int]:
+        """(jobs, jobs with an alert) among the actively watched jobs that are not merely
+        scheduled: what shares the poll budget (a scheduled batch is checked around its
+        start time, rarely before; each poll of an alerted job also reads device counts).
+        One query: the poll loop asks at every tick."""
+        alerted = (
+            select(watches.c.id)
             .where(
-                func.coalesce(polls.c.status, "") != "PLANNED",
-                select(watches.c.id)
-                .where(
-                    watches.c.job_id == polls.c.job_id,
-                    watches.c.instance_id == polls.c.instance_id,
-                    watches.c.state == ACTIVE,
-                    watches.c.alert_rule.is_not(None),
-                )
-                .exists(),
+                watches.c.job_id == polls.c.job_id,
+                watches.c.instance_id == polls.c.instance_id,
+                watches.c.state == ACTIVE,
+                watches.c.alert_rule.is_not(None),
             )
+            .exists()
         )
-        async with self.engine.connect() as conn:
-            return (await conn.execute(query)).scalar() or 0
-
-    async def count_polled_jobs(self) -> int:
-        """Actively watched jobs that are not merely scheduled: what shares the poll budget
-        (a scheduled batch is checked around its start time, rarely before)."""
         query = (
-            select(func.count())
+            select(func.count(), func.coalesce(func.sum(case((alerted, 1), else_=0)), 0))
             .select_from(polls)
             .where(_wanted(), func.coalesce(polls.c.status, "") != "PLANNED")
         )
         async with self.engine.connect() as conn:
-            return (await conn.execute(query)).scalar() or 0
+            jobs, with_alerts = (await conn.execute(query)).one()
+        return int(jobs or 0), int(with_alerts or 0)
+
+    async def count_polled_jobs(self) -> int:
+        return (await self.budget_counts())[0]
 
     async def expired_watches(self, now: float) -> list[Watch]:
         """Live watches (active or paused) past their end date."""

@@ -182,8 +182,7 @@ class Watcher:
         return self._locks[(job_id, instance_id)]
 
     async def _count_jobs(self) -> None:
-        self._polled_jobs = await self.store.count_polled_jobs()
-        self._alerted_jobs = await self.store.count_alerted_jobs()
+        self._polled_jobs, self._alerted_jobs = await self.store.budget_counts()
 
     def interval(self) -> float:
         """The real time between two polls of a job, given how many jobs share the budget.
