@@ -221,6 +221,21 @@ def validate_blocks(
         raise RenderError(f"blocks are {size} characters of JSON; keep under {max_json}")
 
 
+def _verbatim(node: Any) -> None:
+    """Mark every mrkdwn text object ``verbatim``: Slack then leaves data as written (no
+    automatic links of URLs or channel names, no parsing of words like @channel), while
+    the control sequences we write on purpose (dates, channel links, mentions) still
+    work (https://api.slack.com/reference/block-kit/composition-objects#text)."""
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+            node["verbatim"] = True
+        for value in node.values():
+            _verbatim(value)
+    elif isinstance(node, list):
+        for value in node:
+            _verbatim(value)
+
+
 class Renderer:
     def __init__(self, templates: Path = TEMPLATES) -> None:
         loader = FileSystemLoader(str(templates))
@@ -258,9 +273,11 @@ class Renderer:
     def _doc(self, name: str, context: dict[str, Any]) -> dict[str, Any]:
         source = self._blocks_env.get_template(f"{name}.json.j2").render(**context)
         try:
-            return json.loads(source)
+            doc = json.loads(source)
         except json.JSONDecodeError as exc:
             raise RenderError(f"template {name} produced invalid JSON: {exc}") from exc
+        _verbatim(doc)
+        return doc
 
     def view(self, name: str, **context: Any) -> dict[str, Any]:
         """Render ``templates/<name>.json.j2`` into a Home tab or modal view (100 blocks)."""
@@ -277,6 +294,28 @@ class Renderer:
         blocks = doc.get("blocks") or []
         validate_blocks(blocks)
         return Message(text=_cut_escaped(text, MAX_FALLBACK), blocks=blocks)
+
+    def render_fitting(self, name: str, rows: list[Any], **context: Any) -> Message:
+        """Render with as many of ``rows`` as fit Slack's limits (the template gets
+        ``rows``, the ones shown, and ``more``, how many were left out), so a long list
+        is cut with a word about the rest instead of refused."""
+
+        def attempt(n: int) -> Message:
+            return self.render(name, rows=rows[:n], more=len(rows) - n, **context)
+
+        try:
+            return attempt(len(rows))
+        except RenderError:
+            pass
+        fits, too_many = 0, len(rows)  # binary search for the most rows that render
+        while too_many - fits > 1:
+            middle = (fits + too_many) // 2
+            try:
+                attempt(middle)
+                fits = middle
+            except RenderError:
+                too_many = middle
+        return attempt(fits)
 
     def text(self, name: str, **context: Any) -> str:
         """Render ``templates/<name>.txt.j2`` as plain text (terminal output)."""

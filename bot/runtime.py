@@ -6,6 +6,8 @@ emulator and fake Slack, so tests exercise the same wiring as production.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from .iot.quota import SlidingWindowLimiter
 from .iot.service import OtaService
 from .render import Renderer
 from .slack.access import Admins, Policy
+from .slack.guarded import report_interrupted_forever
 from .slack.surfaces import register_all
 from .watch.poster import SlackPoster
 from .watch.store import Store
@@ -100,11 +103,19 @@ class Runtime:
     store: Store
     settings: Settings
 
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
+
     def start(self) -> None:
-        """Start background work (the watcher's poll loop)."""
+        """Start background work: the watcher's poll loop, and reporting write actions
+        that a crash interrupted (at start, then every minute)."""
         self.deps.watcher.start()
+        self._background.append(asyncio.create_task(report_interrupted_forever(self.deps)))
 
     async def aclose(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.deps.watcher.stop()  # lets polls and posts under way finish
         await self.store.close()
         await self.iot.aclose()

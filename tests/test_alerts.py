@@ -9,7 +9,7 @@ import pytest
 
 from bot.emulator import fixtures
 from bot.iot.models import TaskCounts
-from bot.watch.alerts import MIN_FINISHED_FOR_RATE, AlertRule, parse_notify, step
+from bot.watch.alerts import MIN_FINISHED_FOR_RATE, AlertRule, step
 from tests.surfaces import command, dump, start_runtime
 
 JOB = "AlertJob00000000000000001"
@@ -65,13 +65,6 @@ def test_a_count_rule_needs_no_sample() -> None:
 def test_steps(alerting, failed, fire, after, recovered) -> None:
     decision = step(AlertRule(20, False), counts(FAILED=failed), alerting)
     assert (decision.fire, decision.alerting, decision.recovered) == (fire, after, recovered)
-
-
-def test_notify_accepts_only_user_and_group_mentions() -> None:
-    assert parse_notify("<@U012AB3CD|alice>") == "U012AB3CD"
-    assert parse_notify("<!subteam^S0614TZR7|@oncall>") == "S0614TZR7"
-    for word in ("<!here>", "<!channel>", "@alice", "<#C123|general>", "<@U1>", "<https://x>"):
-        assert parse_notify(word) is None
 
 
 @pytest.fixture

@@ -148,3 +148,46 @@ J = "HvKuBpuk3rdk6E92CPa1b20200"
 def test_parse_command(text, expected) -> None:
     """Each input maps to usage, a query, or a specific reason it was refused."""
     assert parse_command(text) == expected
+
+
+# Text exactly as Slack sends it with should_escape on: `& < >` as entities, picked
+# mentions, groups, channels and links as control tokens (with or without labels).
+@pytest.mark.parametrize(
+    ("slack_text", "expected"),
+    [
+        (
+            f"watch {J} alert failed&gt;5% notify <!subteam^S0FW1|@oncall>",
+            WatchJob(J, alert=AlertRule(5, True), notify=("S0FW1",)),
+        ),
+        (
+            f"watch {J} alert failed &gt; 20 notify <@U0ONCALL1|ann>,<@U0TWO22>",
+            WatchJob(J, alert=AlertRule(20, False), notify=("U0ONCALL1", "U0TWO22")),
+        ),
+        (f"&lt;{J}&gt;", QueryJob(J)),
+        (f"&lt;{J}&gt; failed", FailedDevices(J)),
+        (f"<https://example.com/ota?job={J}|{J}>", QueryJob(J)),
+        (f"watch &lt;{J}&gt; <#C0ABC|ops>", WatchJob(J, "C0ABC")),
+        (f"watch {J} <#C0ABC|>", WatchJob(J, "C0ABC")),
+        (f"unwatch &lt;{J}&gt; <#C0ABC>", UnwatchJob(J, "C0ABC")),
+        (f"&lt;{J}&gt; instance &lt;iot-1a2b&gt;", QueryJob(J, "iot-1a2b")),
+        ("firmware &lt;Fw7kGwPkg2d4R8sLqT1Vb30100&gt;", FirmwareJobs("Fw7kGwPkg2d4R8sLqT1Vb30100")),
+        ("device a1Gw7Tk9Lmp a&amp;b", BadInput("bad_device_name", "a&b")),
+        ("J0B&amp;1", BadInput("bad_job_id", "J0B&1")),
+        ("&amp;lt;", BadInput("bad_job_id", "&lt;")),  # unescaped once, not twice
+        # Typed out by hand rather than picked: never taken for a mention.
+        (
+            f"watch {J} alert failed&gt;5 notify &lt;@U0ONCALL1&gt;",
+            BadInput("plain_mention", "<@U0ONCALL1>"),
+        ),
+        (f"watch {J} alert failed&gt;5 notify <!here>", BadInput("whole_channel", "<!here>")),
+        (
+            f"watch {J} alert failed&gt;5 notify &lt;!channel&gt;",
+            BadInput("whole_channel", "<!channel>"),
+        ),
+        (f"watch {J} &lt;#C0ABC&gt;", BadInput("bad_channel", "<#C0ABC>")),
+        (f"watch {J} alert failed&gt;5 notify <#C0ABC|ops>", BadInput("plain_mention", "<#C0ABC>")),
+    ],
+)
+def test_parse_command_reads_slack_escaped_text(slack_text, expected) -> None:
+    """What a person typed is read back from Slack's escaped text, once."""
+    assert parse_command(slack_text) == expected

@@ -303,6 +303,8 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
         RENDERER.render(
             "watches",
             rows=[{"watch": watch, "status": note, "firmware": name}],
+            more=3,
+            unchecked=2,
             everywhere=True,
             interval=60,
             demo=False,
@@ -327,6 +329,7 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
             "channel_unavailable",
             "channel_not_allowed",
             "not_a_member",
+            "membership_unknown",
         )
     ]
     for message in messages:
@@ -431,6 +434,22 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
             action="reupgrade",
             job=None,
             job_id=job_id,
+            instance_id=note,
+            detail={"reupgraded": 0, "found": 40, "total": 40, "capped": False},
+            request_ids=[code],
+            outcome="interrupted",
+            error=None,
+            uncertain=True,
+            who=user,
+            at=0.0,
+            log_id=4,
+            demo=False,
+        ),
+        RENDERER.render(
+            "action_record",
+            action="reupgrade",
+            job=None,
+            job_id=job_id,
             instance_id=None,
             detail={"reupgraded": 12},
             request_ids=[],
@@ -471,6 +490,8 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
                     "link": None,
                 },
             ],
+            hidden=4,
+            unchecked=1,
             refreshing=False,
             now=0.0,
             demo=True,

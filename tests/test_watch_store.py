@@ -53,7 +53,7 @@ async def test_migrations_are_idempotent(database_url) -> None:
     await add(first)
     await first.close()
     again = await Store.open(url)
-    assert await again.migrate() == 3
+    assert await again.migrate() == 4
     assert len(await again.live_watches()) == 1
     await again.close()
 
@@ -111,7 +111,7 @@ async def test_a_version_2_database_gains_the_triage_schema(tmp_path) -> None:
             await conn.execute(text(f"ALTER TABLE polls DROP COLUMN {column}"))
         await conn.execute(text("DROP TABLE events_seen"))
         await conn.execute(text("DROP TABLE action_log"))
-        await conn.execute(text("DELETE FROM schema_version WHERE version = 3"))
+        await conn.execute(text("DELETE FROM schema_version WHERE version >= 3"))
     await store.close()
 
     upgraded = await Store.open(url)
@@ -122,7 +122,7 @@ async def test_a_version_2_database_gains_the_triage_schema(tmp_path) -> None:
         assert (await upgraded.get_watch(watch.id)).notify == ("U0ONCALL1",)
         assert await upgraded.first_delivery("Ev1", 10.0)
         assert not await upgraded.first_delivery("Ev1", 11.0)
-        log_id = await upgraded.log_action(
+        log_id = await upgraded.start_action(
             at=1.0,
             team_id=None,
             user_id="U1",
@@ -130,12 +130,14 @@ async def test_a_version_2_database_gains_the_triage_schema(tmp_path) -> None:
             action="cancel",
             job_id=watch.job_id,
             instance_id=None,
+            channel_id="C1",
             detail={"cancel": ["queued"]},
-            request_ids=["R1"],
-            outcome="done",
+        )
+        await upgraded.finish_action(
+            log_id, detail={"cancel": ["queued"]}, request_ids=["R1"], outcome="done"
         )
         (row,) = await upgraded.actions_for(watch.job_id)
-        assert row["id"] == log_id and row["request_ids"] == "R1"
+        assert row["id"] == log_id and row["request_ids"] == "R1" and row["outcome"] == "done"
     finally:
         await upgraded.close()
 

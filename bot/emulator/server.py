@@ -9,6 +9,16 @@ Scripted failures stand in for the gateway failing, so they take no slot either 
 "slow", which is a normal answer delivered late). Every API call is logged in ``calls``;
 the ``/_emulator/*`` control paths are neither signed nor logged.
 
+Gateway behaviours and their sources (the reference is the team's reference notes,
+alibaba-iot-ota.md; signature checks are listed in verify.py):
+gateway errors, 4xx and 5xx, are JSON {RequestId, HostId, Code, Message, Recommend}
+(reference "Errors"); IoT business errors are {RequestId, Success: false, Code,
+ErrorMessage}, under HTTP 200 or, scripted, 4xx/5xx (reference "Errors"); throttling is
+HTTP 400 Throttling.User with ``x-acs-retry-after`` in milliseconds (reference "Errors"
+for the header, Alibaba's SDK tests in aliyun/darabonba-openapi for the unit); a nonce
+seen again while its request could still verify is SignatureNonceUsed (reference
+"Errors"). Every answer carries ``x-acs-request-id``.
+
 Actions: QueryOTAJob, ListOTATaskByJob (device tasks, held per job in ``tasks``),
 ListOTAFirmware, ListOTAJobByFirmware, ListOTAJobByDevice, and the write actions
 CancelOTAStrategyByJob, CancelOTATaskByJob and ReupgradeOTATask.
@@ -19,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
 import itertools
 import json
 import logging
@@ -71,6 +82,8 @@ SLOW_SECONDS = 30.0
 FIXED_QUOTAS = {"QueryOTAFirmware": 20.0, "CancelOTATaskByJob": 5.0, "ReupgradeOTATask": 20.0}
 WELL_FORMED_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REDACTED = "<redacted>"
+# The throttling hint header (reference "Errors"), in milliseconds (see fail_next).
+RETRY_AFTER = "x-acs-retry-after"
 MAX_PAGE_SIZE = 100
 # The reference lists iot.check.InvalidFormattedParameter among the documented codes.
 INVALID_FORMAT_CODE = "iot.check.InvalidFormattedParameter"
@@ -135,6 +148,7 @@ class _Script:
     remaining: int
     action: str | None
     retry_after: float | None
+    status: int | None = None
 
 
 class BusinessError(Exception):
@@ -683,7 +697,9 @@ class IotEmulator:
             self.add_job(data)
         self._scripts: list[_Script] = []
         self._windows: dict[tuple[str, str], deque[float]] = {}
+        # (AccessKeyId, nonce) -> when it may be forgotten, and the same as a min-heap.
         self._nonces: dict[tuple[str, str], float] = {}
+        self._nonce_expiry: list[tuple[float, tuple[str, str]]] = []
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
 
@@ -877,22 +893,32 @@ class IotEmulator:
         count: int = 1,
         action: str | None = None,
         retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         """Script failures for the next ``count`` well-signed calls (of ``action`` if given).
 
-        ``retry_after`` is in seconds; it is sent as ``x-acs-retry-after`` in milliseconds,
-        the unit Alibaba's SDKs (Darabonba retry policy) read it in. Scripts queue in order.
+        ``retry_after`` (throttle only) is in seconds; it is sent as ``x-acs-retry-after`` in
+        milliseconds, the unit Alibaba's SDKs read it in (aliyun/darabonba-openapi,
+        csharp/OpenApiClientUnitTests/UtilsThrottlingTest.cs: "2000" -> 2000 ms); None
+        sends no header. ``status`` (business only, default 200) is the HTTP status of the
+        ``Success: false`` answer: the reference ("Errors") has IoT business errors both
+        under HTTP 200 and under 4xx/5xx. Scripts queue in order.
         """
         if kind not in FAILURE_KINDS:
             raise ValueError(f"unknown failure kind {kind!r}; expected one of {FAILURE_KINDS}")
+        if retry_after is not None and kind != "throttle":
+            raise ValueError("retry_after applies to the throttle kind only")
+        if status is not None and (kind != "business" or not 200 <= status <= 599):
+            raise ValueError("status applies to the business kind only, as 200..599")
         if count > 0:
-            self._scripts.append(_Script(kind, count, action, retry_after))
+            self._scripts.append(_Script(kind, count, action, retry_after, status))
 
     def reset(self) -> None:
         self.calls.clear()
         self._scripts.clear()
         self._windows.clear()
         self._nonces.clear()
+        self._nonce_expiry.clear()
 
     def find_job(self, job_id: str, instance_id: str | None) -> dict[str, Any]:
         if job_id not in self.jobs and self.auto_jobs and WELL_FORMED_JOB_ID.match(job_id):
@@ -950,6 +976,7 @@ class IotEmulator:
             verified = verify(
                 wire, credentials=self.credentials, sts_tokens=self.sts_tokens, now=arrived
             )
+            # Nonce replay after the signature: a forged request cannot burn a nonce.
             self._use_nonce(verified, arrived)
             if verified.version != API_VERSION:
                 raise GatewayError(
@@ -972,8 +999,11 @@ class IotEmulator:
     def _run(
         self, verified: Verified, spec: ActionSpec, host: str, rid: str, arrived: float
     ) -> _Answer:
-        if not self._admit(verified.access_key_id, verified.action, arrived):
-            raise _throttled()
+        wait = self._admit(verified.access_key_id, verified.action, arrived)
+        if wait is not None:
+            # The reference ("Errors"): a throttling answer may carry x-acs-retry-after,
+            # how long to wait; here the time until the window frees a slot, in ms.
+            raise _throttled({RETRY_AFTER: _milliseconds(wait)})
         for name in spec.required:
             if not verified.params.get(name):
                 raise missing(name)
@@ -1001,7 +1031,7 @@ class IotEmulator:
         if kind == "throttle":
             headers = {}
             if script.retry_after is not None:
-                headers["x-acs-retry-after"] = str(round(script.retry_after * 1000))
+                headers[RETRY_AFTER] = str(round(script.retry_after * 1000))
             answer = self._gateway_error(_throttled(headers), host, rid)
         elif kind == "server_error":
             answer = self._gateway_error(
@@ -1026,7 +1056,9 @@ class IotEmulator:
             )
         elif kind == "business":
             answer = self._business_error(
-                BusinessError("iot.system.SystemException", "A system exception occurred."), rid
+                BusinessError("iot.system.SystemException", "A system exception occurred."),
+                rid,
+                script.status or 200,
             )
         elif kind == "malformed":
             page = "<html><head><title>502 Bad Gateway</title></head><body>Tengine</body></html>"
@@ -1044,6 +1076,8 @@ class IotEmulator:
         return answer
 
     def _gateway_error(self, err: GatewayError, host: str, rid: str) -> _Answer:
+        # Gateway errors, 4xx and 5xx alike: JSON {RequestId, HostId, Code, Message,
+        # Recommend} (reference "Errors"); HostId is the endpoint host the call was sent to.
         body = {
             "RequestId": rid,
             "HostId": host,
@@ -1055,9 +1089,11 @@ class IotEmulator:
             _json(err.status, body, rid, err.headers), self.latency, err.status, err.code
         )
 
-    def _business_error(self, err: BusinessError, rid: str) -> _Answer:
+    def _business_error(self, err: BusinessError, rid: str, status: int = 200) -> _Answer:
+        # IoT business errors: {RequestId, Success: false, Code, ErrorMessage} (ErrorMessage,
+        # not Message), under HTTP 200 or 4xx/5xx (reference "Errors").
         body = {"RequestId": rid, "Success": False, "Code": err.code, "ErrorMessage": err.message}
-        return _Answer(_json(200, body, rid), self.latency, 200, err.code)
+        return _Answer(_json(status, body, rid), self.latency, status, err.code)
 
     def _take_script(self, action: str) -> _Script | None:
         for script in self._scripts:
@@ -1069,33 +1105,44 @@ class IotEmulator:
         return None
 
     def _use_nonce(self, verified: Verified, now: float) -> None:
-        # Forget nonces older than the window; the dict keeps arrival order.
-        while self._nonces:
-            oldest = next(iter(self._nonces))
-            if self._nonces[oldest] > now - WINDOW_SECONDS:
-                break
-            del self._nonces[oldest]
+        """SignatureNonceUsed for a nonce seen (with this AccessKeyId) while still usable.
+
+        Reference "Errors" (SignatureNonceUsed) and Alibaba's V2 signature doc (the nonce
+        "prevents replay attacks"). A replay carries the same signed timestamp, which stays
+        acceptable until timestamp + WINDOW_SECONDS (verify.check_timestamp), so the nonce is
+        kept until then, or WINDOW_SECONDS after arrival if later: a client clock running
+        ahead cannot outlive the memory of its nonce.
+        """
+        while self._nonce_expiry and self._nonce_expiry[0][0] <= now:
+            _, old = heapq.heappop(self._nonce_expiry)
+            if self._nonces.get(old, math.inf) <= now:
+                del self._nonces[old]
         key = (verified.access_key_id, verified.nonce)
         if key in self._nonces:
             raise GatewayError(
                 400, "SignatureNonceUsed", "Specified signature nonce was used already."
             )
-        self._nonces[key] = now
+        expiry = max(now, verified.timestamp) + WINDOW_SECONDS
+        self._nonces[key] = expiry
+        heapq.heappush(self._nonce_expiry, (expiry, key))
 
-    def _admit(self, access_key_id: str, action: str, now: float) -> bool:
-        """Sliding-window quota per key and action; only admitted calls take a slot."""
+    def _admit(self, access_key_id: str, action: str, now: float) -> float | None:
+        """Sliding-window quota per key and action; only admitted calls take a slot.
+
+        None: admitted. Otherwise the seconds until the oldest call leaves the window.
+        """
         limit = FIXED_QUOTAS.get(action, self.qps)
         if limit <= 0 or math.isinf(limit):
-            return True
+            return None
         span = max(1.0, 1.0 / limit)  # under 1 qps: one call per 1/qps seconds
         allowed = max(1, math.floor(limit * span + 1e-9))
         window = self._windows.setdefault((access_key_id, action), deque())
         while window and window[0] <= now - span:
             window.popleft()
         if len(window) >= allowed:
-            return False
+            return window[0] + span - now
         window.append(now)
-        return True
+        return None
 
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:
@@ -1170,8 +1217,14 @@ def _json(
     )
 
 
+def _milliseconds(seconds: float) -> str:
+    """An ``x-acs-retry-after`` value: whole milliseconds, at least 1."""
+    return str(max(1, math.ceil(seconds * 1000)))
+
+
 def _throttled(headers: dict[str, str] | None = None) -> GatewayError:
-    # HTTP 400, as Alibaba's gateway and its SDK test servers answer flow control.
+    # HTTP 400 with Code Throttling.*, as Alibaba's SDK test servers answer flow control
+    # (aliyun/darabonba-openapi, csharp/OpenApiClientUnitTests/Mock/MockHttpServer.cs).
     return GatewayError(
         400, "Throttling.User", "Request was denied due to user flow control.", headers
     )

@@ -55,15 +55,20 @@ class Policy:
         self, team_id: str | None, user_id: str | None, channel_id: str | None
     ) -> str | None:
         """Why a request is refused (a key of templates/refused.json.j2), or None."""
-        if self.team_id and team_id and team_id != self.team_id:
+        # Fail closed: a payload that names no workspace is not from the one we serve.
+        if self.team_id and team_id != self.team_id:
             return "other_workspace"
         if self.users and user_id not in self.users:  # no user at all: not on the list
             return "user_not_allowed"
         # Strict: DMs too, unless listed. The Home tab has no channel and stays open; it
         # lists only watches in channels the person is in.
-        if self.channels and channel_id and channel_id not in self.channels:
+        if channel_id and not self.channel_allowed(channel_id):
             return "channel_not_allowed"
         return None
+
+    def channel_allowed(self, channel_id: str) -> bool:
+        """Whether OTAJOB_ALLOWED_CHANNELS lets the app work in this channel."""
+        return not self.channels or channel_id in self.channels
 
 
 class Admins:

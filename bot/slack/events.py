@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import weakref
 from typing import Any
 
+from cachetools import LRUCache
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ..bounded import gather_bounded
 from ..deps import Deps
 from ..iot.errors import IotError
 from ..iot.models import OtaJob, TaskCounts
@@ -27,18 +26,17 @@ from ..iot.quota import Priority
 from ..job_ref import JobRef
 from ..render import Message
 from ..watch.store import Watch
-from .grammar import BadInput, QueryJob, ShowHelp, parse_command
+from .grammar import BadInput, QueryJob, ShowHelp, parse_words
 from .replies import job_reply, read_counts
-from .watching import is_member
+from .typed_text import words
+from .watching import channels_of
 
 log = logging.getLogger("otajob.events")
-MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 HOME_ROWS = 30  # rows on the Home tab (each a block or two, within the 100-block limit)
 HOME_REFRESH = 10  # jobs re-read from Alibaba Cloud when the tab opens
 # Opening the tab again and again within this long shows what was read and calls nothing
 # (Refresh: every 10 s at most).
 REFRESH_EVERY_SECONDS = 30.0
-HOME_MEMBERSHIP_CHECKS = 8  # conversations.members calls in flight for one opening
 
 
 async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, Any]) -> None:
@@ -46,8 +44,10 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
     person who asked (ephemeral in the same thread)."""
     channel, user = str(event.get("channel") or ""), str(event.get("user") or "")
     thread_ts = str(event.get("thread_ts") or event.get("ts") or "")
-    text = MENTION.sub(" ", str(event.get("text") or ""))
-    parsed = parse_command(text)
+    # The mention text is escaped like a command's; people mentioned (the app too) are
+    # not part of what was asked.
+    typed = [w for w in words(str(event.get("text") or "")) if getattr(w, "kind", "") != "user"]
+    parsed = parse_words(typed)
 
     async def only_them(message: Message) -> None:
         try:
@@ -117,14 +117,14 @@ async def publish_home(
     what the watchers last read, then, with ``refresh``, again after reading the newest
     of them afresh (``fresh``: past the service's few-seconds cache, for the button)."""
     # Bolt hands each request a new client; the app's own one keeps the caches warm.
-    rows, hidden = await _home_rows(deps, deps.watcher.poster.client, user_id)
+    rows, hidden, unchecked = await _home_rows(deps, deps.watcher.poster.client, user_id)
     refresh = refresh and bool(rows) and _may_refresh(refreshed, user_id, every)
-    await _publish(deps, client, user_id, rows, hidden, refreshing=refresh)
+    await _publish(deps, client, user_id, rows, (hidden, unchecked), refreshing=refresh)
     if not refresh:
         return
     await asyncio.gather(*(_refresh_row(deps, row, fresh) for row in rows[:HOME_REFRESH]))
     rows.sort(key=_row_order)  # a batch may have started or finished meanwhile
-    await _publish(deps, client, user_id, rows, hidden, refreshing=False)
+    await _publish(deps, client, user_id, rows, (hidden, unchecked), refreshing=False)
 
 
 def _may_refresh(refreshed: dict[str, float] | None, user_id: str, every: float) -> bool:
@@ -142,15 +142,11 @@ def _may_refresh(refreshed: dict[str, float] | None, user_id: str, every: float)
 
 async def _home_rows(
     deps: Deps, client: AsyncWebClient, user_id: str
-) -> tuple[list[dict[str, Any]], int]:
-    """The rows to show (at most HOME_ROWS), and how many more there are."""
+) -> tuple[list[dict[str, Any]], int, int]:
+    """The rows to show (at most HOME_ROWS), how many more there are, and in how many
+    channels membership could not be checked (their watches are left out)."""
     watches = await deps.store.live_watches()
-    channels = sorted({w.channel_id for w in watches})
-    members = await gather_bounded(
-        (lambda c=c: is_member(client, c, user_id, cached=True) for c in channels),
-        HOME_MEMBERSHIP_CHECKS,
-    )
-    visible = {c for c, ok in zip(channels, members, strict=True) if ok}
+    visible, unchecked = await channels_of(client, {w.channel_id for w in watches}, user_id)
     watches = [w for w in watches if w.channel_id in visible]
     polls = await deps.store.polls_for(watches)
     rows = []
@@ -174,7 +170,7 @@ async def _home_rows(
     links = await asyncio.gather(*(_permalink(client, r["watch"]) for r in rows))
     for row, link in zip(rows, links, strict=True):
         row["link"] = link
-    return rows, hidden
+    return rows, hidden, len(unchecked)
 
 
 def _row_order(row: dict[str, Any]) -> tuple[int, float]:
@@ -186,8 +182,9 @@ def _row_order(row: dict[str, Any]) -> tuple[int, float]:
 
 
 # Per app client (see watching.is_member): (channel, ts) -> permalink. A message's link
-# never changes.
-_permalinks: weakref.WeakKeyDictionary[AsyncWebClient, dict[tuple[str, str], str]]
+# never changes; the most recently used are kept, so ended watches fall out.
+PERMALINKS_KEPT = 2_000
+_permalinks: weakref.WeakKeyDictionary[AsyncWebClient, LRUCache[tuple[str, str], str]]
 _permalinks = weakref.WeakKeyDictionary()
 
 
@@ -196,7 +193,9 @@ async def _permalink(client: AsyncWebClient, watch: Watch) -> str | None:
     if not watch.card_ts:
         return None
     key = (watch.channel_id, watch.card_ts)
-    links = _permalinks.setdefault(client, {})
+    links = _permalinks.get(client)
+    if links is None:
+        links = _permalinks[client] = LRUCache(PERMALINKS_KEPT)
     if key not in links:
         try:
             response = await client.chat_getPermalink(
@@ -239,12 +238,20 @@ async def _publish(
     client: AsyncWebClient,
     user_id: str,
     rows: list[dict[str, Any]],
-    hidden: int,
+    left_out: tuple[int, int],
     *,
     refreshing: bool,
 ) -> None:
+    """``left_out``: (rows past the limit, channels whose membership was not answered)."""
+    hidden, unchecked = left_out
     view = deps.renderer.view(
-        "home", rows=rows, hidden=hidden, refreshing=refreshing, now=time.time(), demo=deps.demo
+        "home",
+        rows=rows,
+        hidden=hidden,
+        unchecked=unchecked,
+        refreshing=refreshing,
+        now=time.time(),
+        demo=deps.demo,
     )
     await client.views_publish(user_id=user_id, view=view)
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..watch.alerts import AlertRule, parse_notify
+from ..watch.alerts import AlertRule
 from ..watch.transitions import parse_states
+from .typed_text import Token, words
 
 # Alibaba's JobIds are letters and digits (26 in the ones seen so far); leave room.
 JOB_ID = re.compile(r"^[A-Za-z0-9]{6,64}$")
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
-CHANNEL = re.compile(r"^<#([CGD][A-Z0-9]{2,30})(?:\|[^>]*)?>$")
 PRODUCT_KEY = re.compile(r"^[A-Za-z0-9]{4,32}$")
 # Alibaba allows letters, digits and - _ @ . : in a DeviceName, 4 to 32 characters;
 # a little more room here, so a name from an older product is not refused.
@@ -158,10 +158,11 @@ def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInpu
                 return checked
             found["instance"] = checked
         elif word.startswith(("<#", "#")) and "channel" in allowed:
-            match = CHANNEL.match(word)
-            if not match:
+            # Only a channel picked from autocomplete names one (a typed "#name" that
+            # Slack did not recognise stays text).
+            if not (isinstance(word, Token) and word.kind == "channel"):
                 return BadInput("bad_channel", word)
-            found["channel"] = match.group(1)
+            found["channel"] = word.ident
         elif lowered == "only" and "only" in allowed:
             # "only completed,canceled" or "only completed, canceled"
             if not rest:
@@ -196,13 +197,14 @@ def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInpu
             found["alert"] = rule
         elif lowered == "notify" and "notify" in allowed:
             ids: list[str] = []
-            while rest and (rest[0].startswith(("<", "@")) or rest[0] == ","):
-                word = rest.pop(0).strip(",")
+            while rest and (rest[0].startswith(("<", "@", ",")) or isinstance(rest[0], Token)):
+                word = rest.pop(0)
+                word = word if isinstance(word, Token) else word.strip(",")
                 if not word:
                     continue
-                if WHOLE_CHANNEL.match(word):
+                if WHOLE_CHANNEL.match(word) or getattr(word, "kind", "") == "special":
                     return BadInput("whole_channel", word)
-                found_id = parse_notify(word)
+                found_id = notify_id(word)
                 if found_id is None:
                     return BadInput("plain_mention", word)
                 if found_id not in ids:
@@ -226,8 +228,21 @@ def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInpu
     return found
 
 
+def notify_id(word: str) -> str | None:
+    """The Slack ID of a person or group picked from autocomplete, else None: a typed
+    ``@name`` or a typed-out ``<@U…>`` is never taken for one."""
+    if isinstance(word, Token) and word.kind in ("user", "group"):
+        return word.ident
+    return None
+
+
 def parse_command(text: str | None) -> Parsed:
-    words = (text or "").split()
+    """Parse the text exactly as Slack sent it (escaped, with control tokens)."""
+    return parse_words(words(text))
+
+
+def parse_words(words: list[str]) -> Parsed:
+    """Parse the command's words (see :func:`bot.slack.typed_text.words`)."""
     if not words or words[0].lower() in HELP_WORDS:
         return ShowHelp()
     verb = words[0].lower()

@@ -10,11 +10,14 @@ batch's thread: under each watched card of it, else in the channel it was taken 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -37,6 +40,10 @@ CANCEL_CALLBACK = "cancel_confirm"
 IN_PROGRESS_BLOCK = "cancel_in_progress"
 # Always canceled: tasks that have not started on the device.
 PENDING_KINDS = frozenset({"queued", "notified", "scheduled", "unconfirmed"})
+# A running action refreshes its row this often; one silent for ACTION_STALE_SECONDS
+# belonged to a process that died, and is reported as interrupted.
+ACTION_HEARTBEAT_SECONDS = 15.0
+ACTION_STALE_SECONDS = 60.0
 
 
 async def _refuse(deps: Deps, action: str, user_id: str) -> str | None:
@@ -103,6 +110,111 @@ async def open_cancel_dialog(
         log.info("cancel dialog not updated: %s", exc.response.get("error"))
 
 
+@dataclass
+class Action:
+    """One write action while it runs: its row in action_log (written before the first
+    write), what it did so far, and how it ended."""
+
+    deps: Deps
+    asker: Asker
+    kind: str  # cancel | reupgrade
+    job_id: str
+    instance: str | None
+    detail: dict[str, Any]
+    log_id: int = 0
+    job: OtaJob | None = None
+    request_ids: list[str] = field(default_factory=list)
+    error: IotError | None = None
+    uncertain: bool = False  # a write got no clear answer: it may have gone through
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Action]:
+        """Write the started row, keep its heartbeat while the body runs, and record how it
+        ended, whatever happened: an exception is recorded (as uncertain) and raised."""
+        store = self.deps.store
+        self.log_id = await store.start_action(
+            at=time.time(),
+            team_id=self.asker.team_id or None,
+            user_id=self.asker.user_id,
+            user_name=self.asker.user_name,
+            action=self.kind,
+            job_id=self.job_id,
+            instance_id=self.instance,
+            channel_id=self.asker.channel_id,
+            detail=self.detail,
+        )
+        heartbeat = asyncio.create_task(self._beat())
+        unexpected: BaseException | None = None
+        try:
+            yield self
+        except IotError as exc:
+            self.failed(exc)
+        except BaseException as exc:  # recorded first (it may have written), then raised
+            unexpected = exc
+            self.uncertain = True
+            self.error = self.error or IotError("Unexpected", f"{type(exc).__name__} inside otajob")
+        finally:
+            heartbeat.cancel()
+        if unexpected is None or isinstance(unexpected, Exception):
+            await self._finish()
+        if unexpected is not None:
+            raise unexpected
+
+    def failed(self, error: IotError, *, wrote: bool = True) -> None:
+        """A write (or the read before it, ``wrote=False``) failed with ``error``."""
+        self.error = self.error or error
+        self.uncertain = self.uncertain or (wrote and _may_have_run(error))
+        if error.request_id:
+            self.request_ids.append(error.request_id)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(ACTION_HEARTBEAT_SECONDS)
+            with contextlib.suppress(Exception):  # a missed beat only risks a late report
+                await self.deps.store.action_alive(self.log_id, time.time())
+
+    async def _finish(self) -> None:
+        done = self.detail.get("done") or self.detail.get("reupgraded")
+        outcome = "done" if self.error is None else ("partial" if done else "failed")
+        if self.kind == "cancel" and self.detail.get("finished") and not done:
+            outcome = "failed"  # confirmed after the batch finished: nothing to cancel
+        request_ids = [r for r in self.request_ids if r]
+        await self.deps.store.finish_action(
+            self.log_id,
+            detail=self.detail,
+            request_ids=request_ids,
+            outcome=outcome,
+            error=str(self.error) if self.error else None,
+        )
+        log.info(
+            "action %s %s on %s by %s: %s",
+            self.log_id,
+            self.kind,
+            self.job_id,
+            self.asker.user_id,
+            outcome,
+        )
+        message = self.deps.renderer.render(
+            "action_record",
+            action=self.kind,
+            job=self.job,
+            job_id=self.job_id,
+            instance_id=self.instance,
+            detail=self.detail,
+            request_ids=request_ids,
+            outcome=outcome,
+            error=self.error,
+            uncertain=self.uncertain,
+            who=self.asker.user_name,
+            at=time.time(),
+            log_id=self.log_id,
+            demo=self.deps.demo,
+        )
+        await _tell_everyone(
+            self.deps, self.job_id, self.instance, message, self.log_id, self.asker
+        )
+
+
 async def run_cancel(
     deps: Deps, client: AsyncWebClient, asker: Asker, private: dict[str, Any], in_progress: bool
 ) -> None:
@@ -113,56 +225,28 @@ async def run_cancel(
     job_id = str(private["job"])
     instance = deps.service.instance_for(private.get("instance"))
     kinds = PENDING_KINDS | ({"in_progress"} if in_progress else set())
-    request_ids: list[str] = []
-    done: list[str] = []
-    error: IotError | None = None
-    job: OtaJob | None = None
-    writing = False
-    try:
-        job = (await deps.service.get_job(job_id, instance, fresh=True)).job
+    detail: dict[str, Any] = {"cancel": sorted(kinds), "done": [], "dynamic": False}
+    detail["finished"] = False
+    action = Action(deps, asker, "cancel", job_id, instance, detail)
+    async with action.running():
+        try:
+            job = action.job = (await deps.service.get_job(job_id, instance, fresh=True)).job
+        except IotError as exc:
+            action.failed(exc, wrote=False)
+            return
+        detail["dynamic"] = job.selection_type == "DYNAMIC"
+        detail["finished"] = job.is_finished
         # Confirmed in a dialog opened earlier: the batch may have finished meanwhile.
-        if not job.is_finished:
-            writing = True  # from here on, a failure without a clear answer may hide a change
-            if job.selection_type == "DYNAMIC":
-                client_ = deps.service.client
-                request_ids.append(
-                    await client_.cancel_strategy(job_id, instance_id=instance) or ""
-                )
-                done.append("strategy")
-            request_ids.append(
-                await deps.service.client.cancel_tasks(
-                    job_id, frozenset(kinds), instance_id=instance
-                )
-                or ""
-            )
-            done.append("tasks")
-    except IotError as exc:
-        error = exc
-        if exc.request_id:
-            request_ids.append(exc.request_id)
-    finished = bool(job and job.is_finished)
-    outcome = "done" if error is None and not finished else ("partial" if done else "failed")
-    detail = {
-        "cancel": sorted(kinds),
-        "done": done,
-        "dynamic": bool(job and job.selection_type == "DYNAMIC"),
-        "finished": finished,
-    }
-    uncertain = writing and _may_have_run(error)
-    await _record(
-        deps,
-        client,
-        asker,
-        "cancel",
-        job_id,
-        instance,
-        job,
-        detail,
-        request_ids,
-        outcome,
-        error,
-        uncertain=uncertain,
-    )
+        if job.is_finished:
+            return
+        iot = deps.service.client
+        if detail["dynamic"]:
+            action.request_ids.append(await iot.cancel_strategy(job_id, instance_id=instance))
+            detail["done"].append("strategy")
+        action.request_ids.append(
+            await iot.cancel_tasks(job_id, frozenset(kinds), instance_id=instance)
+        )
+        detail["done"].append("tasks")
 
 
 # --- re-upgrade ----------------------------------------------------------------------------
@@ -171,110 +255,44 @@ async def run_cancel(
 async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker: Asker) -> None:
     """ReupgradeOTATask for every device failed now (read afresh), 10 per call."""
     instance = deps.service.instance_for(ref.instance_id)
-    request_ids: list[str] = []
-    error: IotError | None = None
-    job: OtaJob | None = None
-    sent = 0
-    found, total, capped = 0, 0, False
-    unexpected: BaseException | None = None
-    uncertain = False  # a batch failed without a clear answer: it may have gone through
-    try:
-        job = (await deps.service.get_job(ref.job_id, ref.instance_id)).job
-        failures = await deps.service.failures(ref.job_id, ref.instance_id, fresh=True)
-        found, total, capped = len(failures.tasks), failures.total, failures.truncated
+    # capped: OTAJOB_FAILED_MAX cut the list, and the record says so.
+    detail: dict[str, Any] = {"reupgraded": 0, "found": 0, "total": 0, "capped": False}
+    action = Action(deps, asker, "reupgrade", ref.job_id, instance, detail)
+    async with action.running():
+        try:
+            action.job = (await deps.service.get_job(ref.job_id, ref.instance_id)).job
+            failures = await deps.service.failures(ref.job_id, ref.instance_id, fresh=True)
+        except IotError as exc:
+            action.failed(exc, wrote=False)
+            return
+        detail.update(found=len(failures.tasks), total=failures.total, capped=failures.truncated)
         task_ids = [t.task_id for t in failures.tasks if t.task_id]
-        results = await deps.service.reupgrade(ref.job_id, task_ids, ref.instance_id)
-        for batch, result in results:
+        unexpected: BaseException | None = None
+        for batch, result in await deps.service.reupgrade(ref.job_id, task_ids, ref.instance_id):
             if isinstance(result, IotError):
-                error = error or result
-                uncertain = uncertain or _may_have_run(result)
-                if result.request_id:
-                    request_ids.append(result.request_id)
+                action.failed(result)
             elif isinstance(result, BaseException):  # recorded first, then raised
                 unexpected = unexpected or result
             else:
-                sent += len(batch)
-                request_ids.append(result or "")
-    except IotError as exc:
-        error = exc
-        if exc.request_id:
-            request_ids.append(exc.request_id)
-    if unexpected is not None:  # some batches may have gone through before it
-        uncertain = True
-        error = error or IotError("Unexpected", f"{type(unexpected).__name__} inside otajob")
-    outcome = "done" if error is None else ("partial" if sent else "failed")
-    # capped: OTAJOB_FAILED_MAX cut the list, and the record says so.
-    detail = {"reupgraded": sent, "found": found, "total": total, "capped": capped}
-    await _record(
-        deps,
-        client,
-        asker,
-        "reupgrade",
-        ref.job_id,
-        instance,
-        job,
-        detail,
-        request_ids,
-        outcome,
-        error,
-        uncertain=uncertain,
-    )
-    if unexpected is not None:
-        raise unexpected
+                detail["reupgraded"] += len(batch)
+                action.request_ids.append(result or "")
+        if unexpected is not None:
+            raise unexpected
 
 
 # --- the record ------------------------------------------------------------------------------
 
 
-async def _record(
+async def _tell_everyone(
     deps: Deps,
-    client: AsyncWebClient,
-    asker: Asker,
-    action: str,
     job_id: str,
     instance: str | None,
-    job: OtaJob | None,
-    detail: dict[str, Any],
-    request_ids: list[str],
-    outcome: str,
-    error: IotError | None,
-    *,
-    uncertain: bool = False,
+    message: Message,
+    log_id: int,
+    asker: Asker,
 ) -> None:
-    """Write the action to the database first, then post it in the batch's thread(s) and
-    tell the person who took it (by DM, which works wherever they clicked)."""
-    now = time.time()
-    request_ids = [r for r in request_ids if r]
-    log_id = await deps.store.log_action(
-        at=now,
-        team_id=asker.team_id or None,
-        user_id=asker.user_id,
-        user_name=asker.user_name,
-        action=action,
-        job_id=job_id,
-        instance_id=instance,
-        detail=detail,
-        request_ids=request_ids,
-        outcome=outcome,
-        error=str(error) if error else None,
-    )
-    log.info("action %s %s on %s by %s: %s", log_id, action, job_id, asker.user_id, outcome)
-    message = deps.renderer.render(
-        "action_record",
-        action=action,
-        job=job,
-        job_id=job_id,
-        instance_id=instance,
-        detail=detail,
-        request_ids=request_ids,
-        outcome=outcome,
-        error=error,
-        uncertain=uncertain,
-        who=asker.user_name,
-        at=now,
-        log_id=log_id,
-        demo=deps.demo,
-    )
+    """Post the record in the batch's thread(s), else in the channel it was taken from, and
+    tell the person who took it by DM when it was not posted where they clicked."""
     places = await _post_in_threads(deps, job_id, instance, message, log_id)
     if not places and asker.channel_id.startswith(("C", "G")):
         try:
@@ -284,6 +302,52 @@ async def _record(
             log.info("could not post action %s in %s: %s", log_id, asker.channel_id, exc)
     if asker.channel_id not in places:  # the person always learns how it went
         await deps.watcher.poster.direct_message(asker.user_id, message)
+
+
+async def report_interrupted(deps: Deps, *, stale_before: float | None = None) -> int:
+    """Tell about actions whose process died while they ran (their heartbeat stopped
+    before ``stale_before``): the record says they may have partly taken effect. Returns
+    how many were told."""
+    if stale_before is None:
+        stale_before = time.time() - ACTION_STALE_SECONDS
+    rows = await deps.store.claim_interrupted(stale_before)
+    for row in rows:
+        detail = json.loads(row["detail"] or "{}")
+        instance = row["instance_id"] or None
+        message = deps.renderer.render(
+            "action_record",
+            action=row["action"],
+            job=None,
+            job_id=row["job_id"],
+            instance_id=instance,
+            detail=detail,
+            request_ids=[r for r in (row["request_ids"] or "").split(",") if r],
+            outcome="interrupted",
+            error=None,
+            uncertain=True,
+            who=row["user_name"],
+            at=row["at"],
+            log_id=row["id"],
+            demo=deps.demo,
+        )
+        asker = Asker(row["channel_id"] or "", row["user_id"], row["user_name"], row["team_id"])
+        await _tell_everyone(deps, row["job_id"], instance, message, row["id"], asker)
+    return len(rows)
+
+
+async def report_interrupted_forever(deps: Deps, every: float = ACTION_STALE_SECONDS) -> None:
+    """At start, and then every so often: an action interrupted by a crash is reported
+    by whichever process notices first (its row is claimed once). On SQLite only this
+    process uses the database, so at start every action still running is one that died
+    with the process before it: reported at once, not a minute later."""
+    stale_before = time.time() if deps.store.single_process else None
+    while True:
+        try:
+            await report_interrupted(deps, stale_before=stale_before)
+        except Exception:  # the next round tries again
+            log.exception("could not report interrupted actions")
+        stale_before = None
+        await asyncio.sleep(every)
 
 
 def _may_have_run(error: IotError | None) -> bool:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
+import logging
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import TTLCache
 from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from ..bounded import gather_bounded
 from ..deps import Deps
 from ..iot.errors import IotError
 from ..job_ref import JobRef
@@ -19,6 +22,10 @@ from ..watch.poster import ChannelUnavailable
 from ..watch.watcher import Outcome
 from .grammar import ListWatches, UnwatchJob, WatchJob
 from .replies import api_error_message, ephemeral, job_reply
+
+log = logging.getLogger("otajob.watching")
+# conversations.members answers that mean "not a channel this person and the app share".
+NOT_A_MEMBER_ANSWERS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
 
 @dataclass(frozen=True)
@@ -109,13 +116,10 @@ async def list_watches(
     channel_id, user_id = asker.channel_id, asker.user_id
     store = deps.watcher.store
     watches = await store.live_watches(channel_id=None if request.everywhere else channel_id)
+    unchecked: set[str] = set()
     if request.everywhere:  # only channels the asker is in
-        client = deps.watcher.poster.client
-        visible = {
-            c
-            for c in {w.channel_id for w in watches}
-            if await is_member(client, c, user_id, cached=True)
-        }
+        others = {w.channel_id for w in watches} - {channel_id}
+        visible, unchecked = await channels_of(deps.watcher.poster.client, others, user_id)
         watches = [w for w in watches if w.channel_id in visible or w.channel_id == channel_id]
     polls = await store.polls_for(watches)
     rows = []
@@ -129,10 +133,11 @@ async def list_watches(
                 "firmware": data.get("Name"),
             }
         )
-    message = deps.renderer.render(
+    message = deps.renderer.render_fitting(
         "watches",
-        rows=rows,
+        rows,
         everywhere=request.everywhere,
+        unchecked=len(unchecked),
         interval=deps.watcher.interval(),
         demo=deps.demo,
     )
@@ -147,10 +152,11 @@ async def _refused(
     refusal = None
     if not target.startswith(("C", "G")):
         refusal = "not_a_channel"
-    elif deps.admins.policy.refusal(None, None, target):  # OTAJOB_ALLOWED_CHANNELS
+    elif not deps.admins.policy.channel_allowed(target):  # OTAJOB_ALLOWED_CHANNELS
         refusal = "channel_not_allowed"
-    elif target != asker.channel_id and not await _is_member(deps, target, asker.user_id):
-        refusal = "not_a_member"
+    elif target != asker.channel_id:
+        member = await _is_member(deps, target, asker.user_id)
+        refusal = None if member else "not_a_member" if member is False else "membership_unknown"
     if refusal:
         await _tell(
             respond,
@@ -164,44 +170,67 @@ async def _refused(
     return refusal is not None
 
 
-async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool:
+async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool | None:
     return await is_member(deps.watcher.poster.client, channel_id, user_id)
 
 
 # Per app client (the runtime's own AsyncWebClient; Bolt gives each request a new one, so
-# callers pass deps.watcher.poster.client): (channel, user) -> (when checked, member?).
+# callers pass deps.watcher.poster.client): (channel, user) -> member?, for a minute.
 # The Home tab and `watches all` ask about every watched channel each time; membership
-# rarely changes within a minute. Changing a watch always asks Slack.
-_membership: weakref.WeakKeyDictionary[AsyncWebClient, dict[tuple[str, str], tuple[float, bool]]]
-_membership = weakref.WeakKeyDictionary()
+# rarely changes within a minute. Changing a watch always asks Slack. Only answers are
+# kept: a check that failed (rate limited past the retries, Slack down) is asked again.
 MEMBERSHIP_SECONDS = 60.0
+MEMBERSHIP_ENTRIES = 10_000
+MEMBERSHIP_CHECKS = 8  # conversations.members calls in flight for one listing
+_membership: weakref.WeakKeyDictionary[AsyncWebClient, TTLCache[tuple[str, str], bool]]
+_membership = weakref.WeakKeyDictionary()
 
 
 async def is_member(
     client: AsyncWebClient, channel_id: str, user_id: str, *, cached: bool = False
-) -> bool:
-    """Whether a person is in a channel; False when Slack will not say."""
+) -> bool | None:
+    """Whether a person is in a channel; None when Slack did not say (an error)."""
     if not cached:
         return await _ask_membership(client, channel_id, user_id)
-    known_here = _membership.setdefault(client, {})
-    now = time.monotonic()
-    known = known_here.get((channel_id, user_id))
-    if known and now - known[0] < MEMBERSHIP_SECONDS:
-        return known[1]
-    if len(known_here) > 10_000:  # forget old answers rather than grow without end
-        known_here.clear()
+    known = _membership.get(client)
+    if known is None:
+        known = _membership[client] = TTLCache(MEMBERSHIP_ENTRIES, MEMBERSHIP_SECONDS)
+    if (channel_id, user_id) in known:
+        return known[(channel_id, user_id)]
     member = await _ask_membership(client, channel_id, user_id)
-    known_here[(channel_id, user_id)] = (now, member)
+    if member is not None:
+        known[(channel_id, user_id)] = member
     return member
 
 
-async def _ask_membership(client: AsyncWebClient, channel_id: str, user_id: str) -> bool:
+async def channels_of(
+    client: AsyncWebClient, channel_ids: Iterable[str], user_id: str
+) -> tuple[set[str], set[str]]:
+    """(the channels the person is in, the channels that could not be checked), asking
+    a few at a time."""
+    channels = sorted(set(channel_ids))
+    answers = await gather_bounded(
+        (lambda c=c: is_member(client, c, user_id, cached=True) for c in channels),
+        MEMBERSHIP_CHECKS,
+    )
+    member = {c for c, ok in zip(channels, answers, strict=True) if ok}
+    unknown = {c for c, ok in zip(channels, answers, strict=True) if ok is None}
+    return member, unknown
+
+
+async def _ask_membership(client: AsyncWebClient, channel_id: str, user_id: str) -> bool | None:
     try:
         async for page in await client.conversations_members(channel=channel_id, limit=1000):
             if user_id in (page.get("members") or []):
                 return True
-    except SlackApiError:
-        return False
+    except SlackApiError as exc:
+        if exc.response.get("error") in NOT_A_MEMBER_ANSWERS:
+            return False  # Slack's answer: the channel is gone or closed to the app
+        log.warning("cannot check membership of %s: %s", channel_id, exc.response.get("error"))
+        return None
+    except Exception as exc:  # no answer at all
+        log.warning("cannot reach Slack to check %s: %s", channel_id, type(exc).__name__)
+        return None
     return False
 
 

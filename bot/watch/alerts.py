@@ -19,11 +19,6 @@ from ..iot.models import TaskCounts
 MIN_FINISHED_FOR_RATE = 20
 
 _RULE = re.compile(r"^fail(?:ed|ures?)?\s*>\s*(\d{1,7}(?:\.\d{1,3})?)\s*(%?)$", re.IGNORECASE)
-# Mentions as Slack sends them in a slash command with escaping on: <@U123|name>,
-# <!subteam^S123|@group>. Only these IDs are ever mentioned.
-USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]{2,30})(?:\|[^>]*)?>$")
-GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9]{2,30})(?:\|[^>]*)?>$")
-NOTIFY_ID = re.compile(r"^(?:[UW]|S)[A-Z0-9]{2,30}$")
 
 
 @dataclass(frozen=True)
@@ -76,12 +71,3 @@ def step(rule: AlertRule, counts: TaskCounts, alerting: bool) -> AlertStep:
     if not above and alerting:
         return AlertStep(fire=False, alerting=False, recovered=True)
     return AlertStep(fire=False, alerting=alerting)
-
-
-def parse_notify(word: str) -> str | None:
-    """The Slack ID in one mention token, or None if it is not a person or a group."""
-    for pattern in (USER_MENTION, GROUP_MENTION):
-        match = pattern.match(word)
-        if match:
-            return match[1]
-    return None

@@ -17,6 +17,10 @@ from ..render import Message
 
 log = logging.getLogger("otajob.watch")
 EVENT_TYPE = "otajob_post"
+# Looking for an earlier post after a crash: pages of this many messages, at most this
+# many pages (200 x 50: ten thousand messages since the intent, in a very busy channel).
+FIND_PAGE = 200
+FIND_MAX_PAGES = 50
 # Errors that mean "this channel cannot take our posts until a person acts".
 CHANNEL_ERRORS = frozenset(
     {"channel_not_found", "is_archived", "not_in_channel", "restricted_action"}
@@ -82,27 +86,41 @@ class SlackPoster:
     async def find(
         self, channel: str, marker: dict[str, Any], *, thread_ts: str | None, since: float
     ) -> str | None:
-        """The ts of a message we posted with this marker, if Slack has one."""
+        """The ts of a message we posted with this marker, if Slack has one. ``since`` is
+        when the intent to post was recorded: the search starts there (a minute earlier,
+        for clocks that disagree) and pages through everything after it, however busy the
+        channel has been since."""
         try:
             if thread_ts:
-                response = await self.client.conversations_replies(
-                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=200
+                pages = await self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True, limit=FIND_PAGE
                 )
             else:
-                response = await self.client.conversations_history(
-                    channel=channel, oldest=str(since - 60), include_all_metadata=True, limit=200
+                pages = await self.client.conversations_history(
+                    channel=channel,
+                    oldest=f"{max(since - 60, 0):.6f}",
+                    include_all_metadata=True,
+                    limit=FIND_PAGE,
                 )
+            read = 0
+            async for page in pages:
+                for message in page.get("messages") or []:
+                    metadata = message.get("metadata") or {}
+                    if (
+                        metadata.get("event_type") == EVENT_TYPE
+                        and metadata.get("event_payload") == marker
+                    ):
+                        return str(message["ts"])
+                read += 1
+                if read >= FIND_MAX_PAGES:
+                    log.warning("no earlier post found in %s within %d pages", channel, read)
+                    break
         except SlackApiError as exc:
             if _error(exc) in CHANNEL_ERRORS:
                 raise ChannelUnavailable(channel, _error(exc)) from None
             # Cannot look (a missing scope, a rate limit): posting again risks a duplicate,
             # but not posting would stall the watch for good. Say so in the log.
             log.warning("could not look for an earlier post in %s: %s", channel, _error(exc))
-            return None
-        for message in response.get("messages") or []:
-            metadata = message.get("metadata") or {}
-            if metadata.get("event_type") == EVENT_TYPE and metadata.get("event_payload") == marker:
-                return str(message["ts"])
         return None
 
     async def update(self, channel: str, ts: str, message: Message) -> None:

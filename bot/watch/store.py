@@ -121,8 +121,11 @@ action_log = Table(
     Column("instance_id", String(64), nullable=False),
     Column("detail", Text, nullable=False),  # JSON: what was asked for, what was done
     Column("request_ids", Text, nullable=False),  # comma-separated
-    Column("outcome", String(16), nullable=False),  # done | partial | failed
+    # started (written before the first write) | done | partial | failed | interrupted
+    Column("outcome", String(16), nullable=False),
     Column("error", Text),
+    Column("channel_id", String(32)),  # where it was taken: where an interruption is told
+    Column("alive_at", Float),  # refreshed while it runs; a stale one was interrupted
 )
 
 outbox = Table(
@@ -157,6 +160,11 @@ def _v3(sync_conn: Any) -> None:
     metadata.create_all(sync_conn, tables=[events_seen, action_log])
 
 
+def _v4(sync_conn: Any) -> None:
+    """Actions are written before they run: where they were taken, and a heartbeat."""
+    _add_missing_columns(sync_conn, action_log)
+
+
 def _add_missing_columns(sync_conn: Any, table: Table) -> None:
     """ALTER TABLE ... ADD COLUMN for columns a database made by an older version lacks
     (v1 creates tables as defined now, so on a fresh database there are none)."""
@@ -169,7 +177,7 @@ def _add_missing_columns(sync_conn: Any, table: Table) -> None:
 
 # A versioned scheme in place of Alembic: each entry upgrades the schema by one version
 # inside one transaction. Append, never edit.
-MIGRATIONS = [_v1, _v2, _v3]
+MIGRATIONS = [_v1, _v2, _v3, _v4]
 
 
 def async_url(url: str) -> str:
@@ -247,11 +255,21 @@ class OutboxEntry:
     state: str
     ts: str | None
     fresh: bool  # created by this call: nothing can have been posted for it yet
+    created_at: float = 0.0  # when the intent was recorded: no post of it is older
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    @property
+    def single_process(self) -> bool:
+        """SQLite: one process uses the database (PostgreSQL may serve several)."""
+        return self.engine.dialect.name == "sqlite"
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -523,7 +541,7 @@ class Store:
             return False
         return True
 
-    async def log_action(
+    async def start_action(
         self,
         *,
         at: float,
@@ -533,11 +551,11 @@ class Store:
         action: str,
         job_id: str,
         instance_id: str | None,
+        channel_id: str | None,
         detail: dict[str, Any],
-        request_ids: list[str],
-        outcome: str,
-        error: str | None = None,
     ) -> int:
+        """Record an action before its first write (outcome ``started``): a crash while it
+        runs leaves this row, and :meth:`claim_interrupted` finds it."""
         values = {
             "at": at,
             "team_id": team_id,
@@ -546,14 +564,64 @@ class Store:
             "action": action,
             "job_id": job_id,
             "instance_id": instance_id or "",
-            "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
-            "request_ids": ",".join(request_ids),
-            "outcome": outcome,
-            "error": error,
+            "channel_id": channel_id,
+            "detail": _json(detail),
+            "request_ids": "",
+            "outcome": "started",
+            "alive_at": at,
         }
         async with self.engine.begin() as conn:
             result = await conn.execute(insert(action_log).values(**values))
         return result.inserted_primary_key[0]
+
+    async def action_alive(self, log_id: int, now: float) -> None:
+        """The action is still running (its heartbeat)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(action_log)
+                .where(action_log.c.id == log_id, action_log.c.outcome == "started")
+                .values(alive_at=now)
+            )
+
+    async def finish_action(
+        self,
+        log_id: int,
+        *,
+        detail: dict[str, Any],
+        request_ids: list[str],
+        outcome: str,
+        error: str | None = None,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(action_log)
+                .where(action_log.c.id == log_id)
+                .values(
+                    detail=_json(detail),
+                    request_ids=",".join(request_ids),
+                    outcome=outcome,
+                    error=error,
+                )
+            )
+
+    async def claim_interrupted(self, stale_before: float) -> list[dict[str, Any]]:
+        """Actions still ``started`` whose heartbeat stopped before ``stale_before``: the
+        process running them died. Each is marked ``interrupted`` and returned once, to
+        whichever process claims it first."""
+        query = select(action_log).where(
+            action_log.c.outcome == "started", action_log.c.alive_at < stale_before
+        )
+        claimed = []
+        async with self.engine.begin() as conn:
+            for row in (await conn.execute(query)).all():
+                done = await conn.execute(
+                    update(action_log)
+                    .where(action_log.c.id == row.id, action_log.c.outcome == "started")
+                    .values(outcome="interrupted")
+                )
+                if done.rowcount == 1:
+                    claimed.append(dict(row._mapping) | {"outcome": "interrupted"})
+        return claimed
 
     async def actions_for(self, job_id: str) -> list[dict[str, Any]]:
         """The action log of a job, oldest first."""
@@ -570,13 +638,16 @@ class Store:
         async with self.engine.begin() as conn:
             row = (await conn.execute(select(outbox).where(where))).first()
             if row is not None:
-                return OutboxEntry(row.id, row.state, row.ts, fresh=False)
+                return OutboxEntry(
+                    row.id, row.state, row.ts, fresh=False, created_at=row.created_at
+                )
             result = await conn.execute(
                 insert(outbox).values(
                     watch_id=watch_id, kind=kind, key=key, state="pending", created_at=now
                 )
             )
-            return OutboxEntry(result.inserted_primary_key[0], "pending", None, fresh=True)
+            entry_id = result.inserted_primary_key[0]
+            return OutboxEntry(entry_id, "pending", None, fresh=True, created_at=now)
 
     async def finish_post(
         self, entry_id: int, ts: str, now: float, *, watch_id: int, **watch_values: Any

@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import time
-from collections import defaultdict
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -91,7 +91,10 @@ class Watcher:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._locks: defaultdict[tuple[str, str | None], asyncio.Lock] = defaultdict(asyncio.Lock)
+        # Weak: a lock lives while someone holds or awaits it, so `unwatch <any JobId>`
+        # (no API call needed) cannot grow this without end.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str | None], asyncio.Lock]
+        self._locks = weakref.WeakValueDictionary()
 
     # --- what people ask for -------------------------------------------------------------
 
@@ -179,7 +182,10 @@ class Watcher:
     def _lock(self, job_id: str, instance_id: str | None) -> asyncio.Lock:
         """One job's watches change under one lock: a poll, a watch and an unwatch of the
         same job never interleave their posts."""
-        return self._locks[(job_id, instance_id)]
+        lock = self._locks.get((job_id, instance_id))
+        if lock is None:
+            lock = self._locks[(job_id, instance_id)] = asyncio.Lock()
+        return lock
 
     async def _count_jobs(self) -> None:
         self._polled_jobs, self._alerted_jobs = await self.store.budget_counts()
@@ -494,7 +500,7 @@ class Watcher:
         ts = None
         if not entry.fresh:  # an earlier attempt may have reached Slack before a crash
             ts = await self.poster.find(
-                watch.channel_id, marker, thread_ts=thread_ts, since=watch.created_at
+                watch.channel_id, marker, thread_ts=thread_ts, since=entry.created_at
             )
         if ts is None:
             ts = await self.poster.post(
