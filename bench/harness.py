@@ -19,7 +19,7 @@ from bot.emulator import IotEmulator
 from bot.iot.credentials import Credential, StaticCredentials
 from bot.runtime import Runtime, build_runtime
 from bot.server import build_web_app
-from tests.fakes import FakeSlack, signed_request, slash_command_body
+from tests.fakes import FakeSlack, Inbound, as_http
 
 # A key of the benchmark's own, accepted only by the emulators started here.
 BENCH_KEY_ID = "LTAIbenchOtajobKey"
@@ -105,9 +105,7 @@ async def serve_http(runtime: Runtime) -> AsyncIterator[str]:
 
 def signed_command(slack: FakeSlack, text: str, key: str) -> tuple[str, dict[str, str]]:
     """A ``/otajob <text>`` body and headers signed like Slack signs them."""
-    body = slash_command_body(text, response_url=slack.response_url(key))
-    request = signed_request(body, SIGNING_SECRET)
-    return body, {k: v[0] for k, v in request.headers.items()}
+    return as_http(Inbound(slack, SIGNING_SECRET).command(text, key=key))
 
 
 async def post_timed(

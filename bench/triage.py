@@ -26,7 +26,7 @@ import time
 
 from bench.harness import SIGNING_SECRET, max_in_window, stack
 from bot.emulator import fixtures
-from tests.fakes import block_action_body, signed_request, slash_command_body
+from tests.fakes import Inbound
 
 QPS = 10
 FLEET = {
@@ -49,8 +49,8 @@ REASONS = [
 ]
 
 
-async def dispatch(runtime, body: str) -> None:
-    await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+async def dispatch(runtime, request) -> None:
+    await runtime.app.async_dispatch(request)
 
 
 async def card_with_counts(latency: float) -> dict[str, float]:
@@ -63,9 +63,9 @@ async def card_with_counts(latency: float) -> dict[str, float]:
             s.emulator.set_tasks(job, FLEET)
             before = len(s.emulator.calls)
             key = f"card{run}"
-            body = slash_command_body(job, response_url=s.slack.response_url(key))
+            request = Inbound(s.slack, SIGNING_SECRET).command(job, key=key)
             start = time.perf_counter()
-            await dispatch(s.runtime, body)
+            await dispatch(s.runtime, request)
             await s.slack.wait_for_posts(key, 1, timeout=60)
             firsts.append(time.perf_counter() - start)
             posts = await s.slack.wait_for_posts(key, 2, timeout=60)
@@ -88,9 +88,10 @@ async def failed_listing() -> dict[str, float]:
             job, {"FAILED": FAILURES, "SUCCEEDED": 90_000}, failure_reasons=REASONS
         )
         before = len(s.emulator.calls)
-        body = slash_command_body(f"{job} failed", response_url=s.slack.response_url("f"))
+        slack = Inbound(s.slack, SIGNING_SECRET)
+        request = slack.command(f"{job} failed", key="f")
         start = time.perf_counter()
-        listing = asyncio.ensure_future(dispatch(s.runtime, body))
+        listing = asyncio.ensure_future(dispatch(s.runtime, request))
         await s.slack.wait_for_posts("f", 1, timeout=120)
         interim = time.perf_counter() - start
 
@@ -98,7 +99,7 @@ async def failed_listing() -> dict[str, float]:
         other = "OtherJob00000000000000001"
         s.emulator.add_job(fixtures.make_job(other))
         started = time.perf_counter()
-        await dispatch(s.runtime, slash_command_body(other, response_url=s.slack.response_url("o")))
+        await dispatch(s.runtime, slack.command(other, key="o"))
         await s.slack.wait_for_posts("o", 1, timeout=60)
         person = time.perf_counter() - started
 
@@ -122,7 +123,7 @@ async def failed_listing() -> dict[str, float]:
             for e in b.get("elements") or []
             if e.get("action_id") == "failed_csv"
         )
-        click = block_action_body("failed_csv", csv_value, response_url=s.slack.response_url("c"))
+        click = slack.click("failed_csv", csv_value, key="c")
         started = time.perf_counter()
         await dispatch(s.runtime, click)
         await s.slack.wait_for_posts("c", 1, timeout=60)

@@ -36,12 +36,30 @@ async def emulator():
     await emu.stop()
 
 
+# What Slack answers when a message, modal or Home tab breaks its limits (the fake applies
+# them: tests/fakes/block_kit.py). Any test that makes the app send such a thing fails,
+# unless it is marked ``slack_refusals_expected`` (the fake's own tests).
+LIMIT_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
+
+
 @pytest.fixture
-async def fake_slack():
+async def fake_slack(request):
     fake = FakeSlack()
     await fake.start()
     yield fake
     await fake.stop()
+    if request.node.get_closest_marker("slack_refusals_expected"):
+        return
+    refused = [
+        f"{getattr(item, 'method', 'response_url')}: {item.error}"
+        for item in [*fake.calls, *fake.posts]
+        if item.error in LIMIT_ERRORS
+        or (
+            item.error == "invalid_arguments"
+            and str(getattr(item, "method", "")).startswith("views.")
+        )
+    ]
+    assert not refused, f"Slack would have refused what the app sent: {refused}"
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Driving the app's Slack surfaces in process: signed requests into Bolt, answers
-landing in the fake Slack over real HTTP."""
+"""Driving the app's Slack surfaces in process: requests built as Slack sends them
+(tests/fakes/inbound.py), signed, into Bolt; answers landing in the fake Slack over real
+HTTP."""
 
 from __future__ import annotations
 
@@ -8,13 +9,7 @@ import json
 from bot.iot.credentials import StaticCredentials
 from bot.runtime import Runtime, build_runtime
 from tests.conftest import CREDENTIAL, SIGNING_SECRET, app_settings
-from tests.fakes import (
-    block_action_body,
-    event_body,
-    signed_request,
-    slash_command_body,
-    view_submission_body,
-)
+from tests.fakes import Inbound
 
 
 async def start_runtime(emulator, fake_slack, **settings: str) -> Runtime:
@@ -23,34 +18,35 @@ async def start_runtime(emulator, fake_slack, **settings: str) -> Runtime:
     )
 
 
-async def command(runtime: Runtime, fake_slack, text: str, key: str = "r1", **kwargs):
-    body = slash_command_body(text, response_url=fake_slack.response_url(key), **kwargs)
-    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+def slack(fake_slack, **workspace) -> Inbound:
+    """The request builder for the fake's workspace, signing with the app's secret."""
+    return Inbound(fake_slack, SIGNING_SECRET, **workspace)
 
 
-async def click(runtime: Runtime, fake_slack, action_id: str, value: str, key="b1", **kwargs):
-    url = fake_slack.response_url(key) if key else None
-    body = block_action_body(action_id, value, response_url=url, **kwargs)
-    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
-
-
-async def deliver(
-    runtime: Runtime, event: dict, *, event_id="Ev0001", retry: int | None = None, **kwargs
-):
-    """An Events API delivery; ``retry`` sets X-Slack-Retry-Num as Slack does on retries."""
-    headers = {"x-slack-retry-num": str(retry), "x-slack-retry-reason": "http_timeout"}
-    request = signed_request(
-        event_body(event, event_id=event_id, **kwargs),
-        SIGNING_SECRET,
-        content_type="application/json",
-        extra_headers=headers if retry else None,
-    )
+async def dispatch(runtime: Runtime, request):
     return await runtime.app.async_dispatch(request)
 
 
-async def submit(runtime: Runtime, callback_id: str, **kwargs):
-    body = view_submission_body(callback_id, **kwargs)
-    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+async def command(runtime: Runtime, fake_slack, text: str, key: str = "r1", **kwargs):
+    """``/otajob <text>``, `text` as the person typed it (see Inbound.command)."""
+    return await dispatch(runtime, slack(fake_slack).command(text, key=key, **kwargs))
+
+
+async def click(runtime: Runtime, fake_slack, action_id: str, value: str, key="b1", **kwargs):
+    return await dispatch(runtime, slack(fake_slack).click(action_id, value, key=key, **kwargs))
+
+
+async def mention(runtime: Runtime, fake_slack, text: str, **kwargs):
+    """An ``app_mention`` delivery of `text` as the person typed it (``@otajob …``)."""
+    return await dispatch(runtime, slack(fake_slack).mention(text, **kwargs))
+
+
+async def home_opened(runtime: Runtime, fake_slack, user_id: str = "U123", **kwargs):
+    return await dispatch(runtime, slack(fake_slack).home_opened(user_id, **kwargs))
+
+
+async def submit(runtime: Runtime, fake_slack, callback_id: str, **kwargs):
+    return await dispatch(runtime, slack(fake_slack).submit(callback_id, **kwargs))
 
 
 def dump(value) -> str:

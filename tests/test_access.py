@@ -13,8 +13,7 @@ from bot.config import ConfigError, load_settings
 from bot.emulator import fixtures
 from bot.job_ref import JobRef
 from bot.slack.access import Policy
-from tests.fakes import app_home_opened_event, app_mention_event
-from tests.surfaces import click, command, deliver, dump, start_runtime, submit
+from tests.surfaces import click, command, dump, home_opened, mention, start_runtime, submit
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 OURS, THEIRS = "T0001", "T0OTHER"  # T0001: the fakes' team
@@ -86,15 +85,14 @@ async def test_a_click_from_another_workspace_is_refused_through_response_url(
 
 async def test_a_mention_from_another_workspace_gets_nothing(started, fake_slack, emulator):
     runtime = await started(SLACK_TEAM_ID=OURS)
-    event = app_mention_event(f"<@UBOT> {JOB}")
-    response = await deliver(runtime, event, team_id=THEIRS)
+    response = await mention(runtime, fake_slack, f"@otajob {JOB}", team_id=THEIRS)
     assert response.status == 200 and not response.body
     await settle()
     assert emulator.calls == []
     said = {"chat.postMessage", "chat.postEphemeral", "chat.update", "views.publish"}
     assert [c for c in fake_slack.calls if c.method in said] == []
     # The same mention from our workspace is answered.
-    await deliver(runtime, event, team_id=OURS, event_id="Ev0002")
+    await mention(runtime, fake_slack, f"@otajob {JOB}", team_id=OURS)
     await fake_slack.wait_for_calls("chat.postMessage")
 
 
@@ -138,7 +136,7 @@ async def test_a_click_in_a_channel_not_listed_is_refused(started, fake_slack, e
 
 async def test_a_mention_in_a_channel_not_listed_gets_nothing(started, fake_slack, emulator):
     runtime = await started(OTAJOB_ALLOWED_CHANNELS="C0OPS")
-    await deliver(runtime, app_mention_event(f"<@UBOT> {JOB}", channel="C123"))
+    await mention(runtime, fake_slack, f"@otajob {JOB}", channel_id="C123")
     await settle()
     assert emulator.calls == []
     assert fake_slack.calls_to("chat.postMessage") == []
@@ -148,14 +146,14 @@ async def test_a_mention_in_a_channel_not_listed_gets_nothing(started, fake_slac
 async def test_the_home_tab_is_not_refused_by_the_channel_list(started, fake_slack):
     """app_home_opened names the app's DM as its channel: not a place to restrict."""
     runtime = await started(OTAJOB_ALLOWED_CHANNELS="C0OPS")
-    await deliver(runtime, app_home_opened_event("U123"))
+    await home_opened(runtime, fake_slack, "U123")
     (published,) = await fake_slack.wait_for_calls("views.publish")
     assert published.args["user_id"] == "U123" and "U123" in fake_slack.home
 
 
 async def test_the_home_tab_is_refused_to_a_person_not_listed(started, fake_slack):
     runtime = await started(OTAJOB_ALLOWED_USERS="U0ONCALL")
-    await deliver(runtime, app_home_opened_event("U123"))
+    await home_opened(runtime, fake_slack, "U123")
     await settle()
     assert fake_slack.calls_to("views.publish") == []
 
@@ -193,7 +191,7 @@ async def test_a_forged_cancel_dialog_from_another_workspace_cancels_nothing(
     runtime = await started(SLACK_TEAM_ID=OURS, OTAJOB_ACTIONS="cancel", OTAJOB_ADMINS="U123")
     private = json.dumps({"job": JOB, "instance": None, "channel": "C123"})
     response = await submit(
-        runtime, "cancel_confirm", private_metadata=private, values={}, team_id=THEIRS
+        runtime, fake_slack, "cancel_confirm", private_metadata=private, values={}, team_id=THEIRS
     )
     assert response.status == 200
     await settle()
@@ -256,8 +254,8 @@ async def test_a_watch_cannot_send_posts_to_a_channel_outside_the_list(emulator,
     """From an allowed channel, `watch <JobId> #other` must not post into #other."""
     runtime = await start_runtime(emulator, fake_slack, OTAJOB_ALLOWED_CHANNELS="C123")
     try:
-        fake_slack.add_channel("C999", members={"U123"})
-        await command(runtime, fake_slack, f"watch {fixtures.EXAMPLE_JOB_ID_UNMASKED} <#C999|x>")
+        fake_slack.add_channel("C999", "x", members={"U123"})
+        await command(runtime, fake_slack, f"watch {fixtures.EXAMPLE_JOB_ID_UNMASKED} #x")
         (answer,) = await fake_slack.wait_for_posts("r1")
         assert "not one of them" in dump(answer)
         assert fake_slack.messages("C999") == [] and await runtime.store.live_watches() == []
@@ -275,7 +273,9 @@ async def test_a_refused_dialog_submission_says_why_and_stays_open(emulator, fak
     )
     try:
         private = json.dumps({"job": fixtures.EXAMPLE_JOB_ID_UNMASKED, "channel": "C123"})
-        response = await submit(runtime, "cancel_confirm", private_metadata=private, values={})
+        response = await submit(
+            runtime, fake_slack, "cancel_confirm", private_metadata=private, values={}
+        )
         body = json.loads(response.body)
         assert body["response_action"] == "errors"
         assert "OTAJOB_ALLOWED_USERS" in body["errors"]["cancel_in_progress"]

@@ -10,8 +10,16 @@ import json
 import pytest
 
 from bot.emulator import fixtures
-from tests.fakes import app_home_opened_event, app_mention_event
-from tests.surfaces import buttons, click, deliver, dump, start_runtime
+from tests.surfaces import (
+    buttons,
+    click,
+    dispatch,
+    dump,
+    home_opened,
+    mention,
+    slack,
+    start_runtime,
+)
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 CHANNEL = "C123"
@@ -65,7 +73,7 @@ async def test_mention_posts_the_card_in_a_thread_then_adds_device_counts(
     runtime, fake_slack, emulator
 ):
     emulator.set_tasks(JOB, {"SUCCEEDED": 60, "FAILED": 6, "QUEUED": 30, "IN_PROGRESS": 4})
-    response = await deliver(runtime, app_mention_event(f"<@UBOT> {JOB}", ts=MENTION_TS))
+    response = await mention(runtime, fake_slack, f"@otajob {JOB}", ts=MENTION_TS)
     assert response.status == 200
     card = await mention_answered(fake_slack)
     (post,) = fake_slack.calls_to("chat.postMessage")
@@ -87,8 +95,7 @@ async def test_mention_posts_the_card_in_a_thread_then_adds_device_counts(
 
 async def test_mention_inside_a_thread_answers_in_that_thread(runtime, fake_slack, emulator):
     parent = "1700000000.000100"
-    event = app_mention_event(f"<@UBOT> {JOB}", ts="1700000000.000300", thread_ts=parent)
-    await deliver(runtime, event)
+    await mention(runtime, fake_slack, f"@otajob {JOB}", ts="1700000000.000300", thread_ts=parent)
     card = await mention_answered(fake_slack)
     assert card["thread_ts"] == parent
     assert fake_slack.calls_to("chat.postMessage")[0].args["thread_ts"] == parent
@@ -97,7 +104,7 @@ async def test_mention_inside_a_thread_answers_in_that_thread(runtime, fake_slac
 
 async def test_the_bot_mention_may_be_anywhere_and_name_itself(runtime, fake_slack):
     """Slack writes the mention as <@UBOT> or <@UBOT|otajob>; other words around it stay."""
-    await deliver(runtime, app_mention_event(f"{JOB} <@UBOT|otajob>"))
+    await mention(runtime, fake_slack, f"{JOB} @otajob", labels=True)
     card = await mention_answered(fake_slack)
     assert JOB in dump(card["blocks"])
 
@@ -106,9 +113,9 @@ async def test_a_retried_event_is_answered_once(runtime, fake_slack, emulator):
     """Slack delivers again (X-Slack-Retry-Num) when the ack was late: one card only,
     also when the retry reaches another process sharing the database."""
     seen = deliveries(runtime)
-    event = app_mention_event(f"<@UBOT> {JOB}")
-    await deliver(runtime, event, event_id="EvMention1")
-    await deliver(runtime, event, event_id="EvMention1", retry=1)
+    first = slack(fake_slack).mention(f"@otajob {JOB}", event_id="EvMention1")
+    await dispatch(runtime, first)
+    await dispatch(runtime, slack(fake_slack).retry(first, 1))
     await until(lambda: len(seen) == 2)
     await mention_answered(fake_slack)
     assert sorted(seen) == [False, True]
@@ -116,7 +123,7 @@ async def test_a_retried_event_is_answered_once(runtime, fake_slack, emulator):
     other = await start_runtime(emulator, fake_slack, DATABASE_URL=runtime.settings.database_url)
     try:
         seen_there = deliveries(other)
-        await deliver(other, event, event_id="EvMention1", retry=2)
+        await dispatch(other, slack(fake_slack).retry(first, 2))
         await until(lambda: len(seen_there) == 1)
         assert seen_there == [False]
     finally:
@@ -127,7 +134,7 @@ async def test_a_retried_event_is_answered_once(runtime, fake_slack, emulator):
     assert emulator.count("QueryOTAJob") == 1
 
     # A new event (someone mentioning again) is a new question: it is answered.
-    await deliver(runtime, event, event_id="EvMention2")
+    await mention(runtime, fake_slack, f"@otajob {JOB}", event_id="EvMention2")
     await mention_answered(fake_slack, 2)
     assert seen[-1] is True and len(fake_slack.messages(CHANNEL)) == 2
 
@@ -135,19 +142,18 @@ async def test_a_retried_event_is_answered_once(runtime, fake_slack, emulator):
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("<@UBOT> not-a-job!", "does not look like a JobId"),
-        ("<@UBOT> HvKuBpuk3rdk6E92CP****0200", "has `*` in it"),
-        ("<@UBOT> help", "How to use /otajob"),
-        ("<@UBOT>", "How to use /otajob"),
-        (f"<@UBOT> watch {JOB}", "In a mention I show a batch"),
-        (f"<@UBOT> {JOB} failed", "In a mention I show a batch"),
+        ("@otajob not-a-job!", "does not look like a JobId"),
+        ("@otajob HvKuBpuk3rdk6E92CP****0200", "has `*` in it"),
+        ("@otajob help", "How to use /otajob"),
+        ("@otajob", "How to use /otajob"),
+        (f"@otajob watch {JOB}", "In a mention I show a batch"),
+        (f"@otajob {JOB} failed", "In a mention I show a batch"),
     ],
 )
 async def test_mistakes_and_other_requests_are_answered_only_to_the_person(
     runtime, fake_slack, emulator, text, says
 ):
-    event = app_mention_event(text, user="U777", ts=MENTION_TS)
-    await deliver(runtime, event)
+    await mention(runtime, fake_slack, text, user_id="U777", ts=MENTION_TS)
     await fake_slack.wait_for_calls("chat.postEphemeral")
     (note,) = fake_slack.ephemerals
     assert (note["channel"], note["user"], note["thread_ts"]) == (CHANNEL, "U777", MENTION_TS)
@@ -158,7 +164,7 @@ async def test_mistakes_and_other_requests_are_answered_only_to_the_person(
 
 
 async def test_an_unknown_batch_is_answered_only_to_the_person(runtime, fake_slack, emulator):
-    await deliver(runtime, app_mention_event("<@UBOT> NoSuchJob00000000000000001", ts=MENTION_TS))
+    await mention(runtime, fake_slack, "@otajob NoSuchJob00000000000000001", ts=MENTION_TS)
     await fake_slack.wait_for_calls("chat.postEphemeral")
     (note,) = fake_slack.ephemerals
     text = dump(note["blocks"])
@@ -176,7 +182,7 @@ async def test_hostile_batch_data_in_a_mention_mentions_no_one(runtime, fake_sla
         {"FAILED": 2, "SUCCEEDED": 1},
         failure_reasons=[fixtures.HOSTILE_TEXT],
     )
-    await deliver(runtime, app_mention_event(f"<@UBOT> {fixtures.HOSTILE_JOB_ID}"))
+    await mention(runtime, fake_slack, f"@otajob {fixtures.HOSTILE_JOB_ID}")
     card = await mention_answered(fake_slack)
     sent = [
         c.args for c in fake_slack.calls_to("chat.postMessage") + fake_slack.calls_to("chat.update")
@@ -222,7 +228,7 @@ def rows(view: dict) -> list[dict]:
 
 
 async def test_home_lists_batches_watched_in_the_persons_channels(watched, fake_slack, emulator):
-    await deliver(watched, app_home_opened_event("U123"), event_id="EvHome1")
+    await home_opened(watched, fake_slack, "U123", event_id="EvHome1")
     first, second = [c.args for c in await fake_slack.wait_for_calls("views.publish", 2)]
     assert first["user_id"] == second["user_id"] == "U123"
     # At once, from what the watchers last read: no counts yet, reading under way.
@@ -254,10 +260,10 @@ async def test_home_lists_batches_watched_in_the_persons_channels(watched, fake_
 
 async def test_home_opened_again_shows_the_stored_counts_at_once(watched, fake_slack, emulator):
     """Opened again within 30 s: what was read is shown at once, and nothing is re-read."""
-    await deliver(watched, app_home_opened_event("U123"), event_id="EvHome1")
+    await home_opened(watched, fake_slack, "U123", event_id="EvHome1")
     await fake_slack.wait_for_calls("views.publish", 2)
     calls = len(emulator.calls)
-    await deliver(watched, app_home_opened_event("U123"), event_id="EvHome2")
+    await home_opened(watched, fake_slack, "U123", event_id="EvHome2")
     views = [c.args["view"] for c in await fake_slack.wait_for_calls("views.publish", 3)]
     assert "Reading the newest" not in dump(views[2]) and "66% done" in dump(views[2])
     await asyncio.sleep(0.3)
@@ -265,7 +271,7 @@ async def test_home_opened_again_shows_the_stored_counts_at_once(watched, fake_s
 
 
 async def test_home_refresh_button_republishes(watched, fake_slack, emulator):
-    await deliver(watched, app_home_opened_event("U123"), event_id="EvHome1")
+    await home_opened(watched, fake_slack, "U123", event_id="EvHome1")
     await fake_slack.wait_for_calls("views.publish", 2)
     view = fake_slack.home["U123"]
     assert "home_refresh" in buttons(view["blocks"])
@@ -278,7 +284,8 @@ async def test_home_refresh_button_republishes(watched, fake_slack, emulator):
         "refresh",
         key=None,
         user_id="U123",
-        container={"type": "view", "view_id": view["id"]},
+        where="home",
+        view_id=view["id"],
     )
     republished = [c.args for c in await fake_slack.wait_for_calls("views.publish", 4)]
     assert {c["user_id"] for c in republished} == {"U123"}
@@ -290,7 +297,7 @@ async def test_home_refresh_button_republishes(watched, fake_slack, emulator):
 
 
 async def test_home_shows_nothing_of_channels_the_person_is_not_in(watched, fake_slack):
-    await deliver(watched, app_home_opened_event("U999"), event_id="EvHome9")
+    await home_opened(watched, fake_slack, "U999", event_id="EvHome9")
     await fake_slack.wait_for_calls("views.publish", 2)
     text = dump(fake_slack.home["U999"])
     assert NOT_MINE in text and MINE not in text and ALSO_MINE not in text
@@ -300,7 +307,7 @@ async def test_hostile_batch_names_on_the_home_tab_mention_no_one(runtime, fake_
     fake_slack.add_channel("C0PS", "ops", members=("U123",))
     emulator.add_job(fixtures.make_job(MINE, Name=fixtures.HOSTILE_TEXT))
     await watch(runtime, MINE, "C0PS")
-    await deliver(runtime, app_home_opened_event("U123"), event_id="EvHome1")
+    await home_opened(runtime, fake_slack, "U123", event_id="EvHome1")
     views = [c.args["view"] for c in await fake_slack.wait_for_calls("views.publish", 2)]
     for view in views:
         text = dump(view)
@@ -309,7 +316,7 @@ async def test_hostile_batch_names_on_the_home_tab_mention_no_one(runtime, fake_
 
 
 async def test_home_with_nothing_watched_says_so(runtime, fake_slack, emulator):
-    await deliver(runtime, app_home_opened_event("U123"), event_id="EvHome1")
+    await home_opened(runtime, fake_slack, "U123", event_id="EvHome1")
     (call,) = await fake_slack.wait_for_calls("views.publish")
     assert "Nothing is watched in the channels you are in" in dump(call.args["view"])
     assert "Reading the newest" not in dump(call.args["view"])
@@ -319,14 +326,14 @@ async def test_home_with_nothing_watched_says_so(runtime, fake_slack, emulator):
 
 
 async def test_home_for_a_person_in_none_of_the_watching_channels_says_so(watched, fake_slack):
-    await deliver(watched, app_home_opened_event("U000"), event_id="EvHome0")
+    await home_opened(watched, fake_slack, "U000", event_id="EvHome0")
     (call,) = await fake_slack.wait_for_calls("views.publish")
     assert "Nothing is watched in the channels you are in" in dump(call.args["view"])
 
 
 async def test_messages_tab_publishes_nothing(watched, fake_slack):
     seen = deliveries(watched)
-    response = await deliver(watched, app_home_opened_event("U123", tab="messages"))
+    response = await home_opened(watched, fake_slack, "U123", tab="messages")
     assert response.status == 200
     await asyncio.sleep(0.2)
     assert fake_slack.calls_to("views.publish") == [] and fake_slack.home == {}
@@ -335,8 +342,9 @@ async def test_messages_tab_publishes_nothing(watched, fake_slack):
 
 async def test_home_opened_retry_is_published_once(watched, fake_slack):
     seen = deliveries(watched)
-    await deliver(watched, app_home_opened_event("U123"), event_id="EvHome1")
-    await deliver(watched, app_home_opened_event("U123"), event_id="EvHome1", retry=1)
+    first = slack(fake_slack).home_opened("U123", event_id="EvHome1")
+    await dispatch(watched, first)
+    await dispatch(watched, slack(fake_slack).retry(first, 1))
     await until(lambda: len(seen) == 2)
     await fake_slack.wait_for_calls("views.publish", 2)
     assert sorted(seen) == [False, True]
@@ -351,7 +359,7 @@ async def test_many_watches_stay_within_a_home_tabs_blocks(runtime, fake_slack, 
         job_id = f"MaNy{i:018d}0200"
         emulator.add_job(fixtures.make_job(job_id, Name=f"batch-{i}"))
         await watch(runtime, job_id, "C0PS" if i % 2 else "C0P2")
-    await deliver(runtime, app_home_opened_event("U123"), event_id="EvHome1")
+    await home_opened(runtime, fake_slack, "U123", event_id="EvHome1")
     views = [c.args["view"] for c in await fake_slack.wait_for_calls("views.publish", 2, 10)]
     for view in views:
         assert len(view["blocks"]) <= 100
@@ -365,7 +373,7 @@ async def test_many_watches_stay_within_a_home_tabs_blocks(runtime, fake_slack, 
 
 async def test_refreshing_a_mentions_card_keeps_it_public(runtime, fake_slack, emulator):
     """The card's Refresh keeps it a card for everyone: still no Share, no write actions."""
-    await deliver(runtime, app_mention_event(f"<@UBOT> {JOB}"))
+    await mention(runtime, fake_slack, f"@otajob {JOB}")
     await fake_slack.wait_for_calls("chat.update", 1)
     (card,) = [m for m in fake_slack.messages("C123") if m.get("thread_ts")]
     value = buttons(card["blocks"])["job_refresh"]["value"]

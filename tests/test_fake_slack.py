@@ -2,7 +2,6 @@
 
 import json
 import time
-from urllib.parse import parse_qs
 
 import aiohttp
 import pytest
@@ -13,16 +12,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes import (
-    FakeSlack,
-    app_home_opened_event,
-    app_mention_event,
-    block_action_body,
-    event_body,
-    signed_request,
-    slash_command_body,
-    view_submission_body,
-)
+from tests.fakes import FakeSlack, Inbound, text_input
 
 SECRET = "shhh"
 
@@ -182,7 +172,7 @@ async def test_missing_or_unknown_token_is_refused(fake):
 
 
 async def test_signed_requests_dispatch_through_bolt(fake, client):
-    """signed_request bodies pass Bolt's signature check; a wrong secret gets 401."""
+    """Inbound's requests pass Bolt's signature check; a wrong secret gets 401."""
     app = AsyncApp(client=client, signing_secret=SECRET)
 
     @app.command("/otajob")
@@ -195,18 +185,18 @@ async def test_signed_requests_dispatch_through_bolt(fake, client):
         await ack()
         await respond(f"approved {action['value']}")
 
-    body = slash_command_body("status 42", response_url=fake.response_url("cmd"))
-    req = signed_request(body, SECRET)
+    slack = Inbound(fake, SECRET)
+    req = slack.command("status 42", key="cmd")
     headers = {k: v[0] for k, v in req.headers.items()}  # Bolt keeps header values as lists
     assert SignatureVerifier(SECRET).is_valid_request(req.raw_body, headers)
     assert (await app.async_dispatch(req)).status == 200
     assert (await fake.wait_for_posts("cmd"))[0].body["text"] == "got status 42"
 
-    body = block_action_body("approve", "job-7", response_url=fake.response_url("btn"))
-    assert (await app.async_dispatch(signed_request(body, SECRET))).status == 200
+    assert (await app.async_dispatch(slack.click("approve", "job-7", key="btn"))).status == 200
     assert (await fake.wait_for_posts("btn"))[0].body["text"] == "approved job-7"
 
-    assert (await app.async_dispatch(signed_request(body, "wrong"))).status == 401
+    forged = slack.click("approve", "job-7", key="btn", signing_secret="wrong")
+    assert (await app.async_dispatch(forged)).status == 401
 
 
 # ---- the channel & message model -----------------------------------------------------------
@@ -388,13 +378,20 @@ async def test_private_channel_join_is_refused(fake, client):
 
 
 async def test_dm_to_a_user(fake, client):
-    """chat.postMessage to a user ID is a DM that always succeeds and is stored under that ID."""
+    """chat.postMessage to a user ID is a DM that always succeeds; Slack answers with the DM's
+    ID, which chat.update and conversations.history need (a user ID gets channel_not_found)."""
     fake.remove_channel("U123")  # the channel model does not apply to DMs
     dm = await client.chat_postMessage(channel="U123", text="your job finished")
-    assert dm["channel"] == "U123"
-    assert [m["text"] for m in fake.messages("U123")] == ["your job finished"]
-    await client.chat_update(channel="U123", ts=dm["ts"], text="edited")
-    assert (await client.conversations_history(channel="U123"))["messages"][0]["text"] == "edited"
+    assert dm["channel"] == "DU123"
+    assert [m["text"] for m in fake.messages("U123")] == ["your job finished"]  # test helper
+    assert fake.messages("DU123") == fake.messages("U123")
+    with pytest.raises(SlackApiError, match="channel_not_found"):
+        await client.chat_update(channel="U123", ts=dm["ts"], text="edited")
+    await client.chat_update(channel=dm["channel"], ts=dm["ts"], text="edited")
+    history = await client.conversations_history(channel=dm["channel"])
+    assert history["messages"][0]["text"] == "edited"
+    with pytest.raises(SlackApiError, match="channel_not_found"):
+        await client.conversations_history(channel="U123")
     assert (await client.chat_postMessage(channel="W42", text="hi"))["ok"]
 
 
@@ -454,19 +451,30 @@ MODAL = {
     "type": "modal",
     "callback_id": "new_watch",
     "title": {"type": "plain_text", "text": "Watch"},
-    "blocks": [{"type": "input", "block_id": "b", "element": {"type": "plain_text_input"}}],
+    "submit": {"type": "plain_text", "text": "Save"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "b",
+            "label": {"type": "plain_text", "text": "What to watch"},
+            "element": {"type": "plain_text_input", "action_id": "a"},
+        }
+    ],
 }
 HOME = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}]}
 
 
 async def test_views_open_and_update(fake, client):
     """views.open answers and keeps the view; a trigger ID works once; views.update replaces."""
-    opened = await client.views_open(trigger_id="t1", view=MODAL)
+    t1, t2 = fake.new_trigger_id(), fake.new_trigger_id()
+    opened = await client.views_open(trigger_id=t1, view=MODAL)
     view_id = opened["view"]["id"]
     assert view_id.startswith("V") and opened["view"] == {"id": view_id, **MODAL}
     assert fake.views == {view_id: {"id": view_id, **MODAL}}
 
-    for trigger_id in ("t1", ""):
+    with pytest.raises(SlackApiError, match="exchanged_trigger_id"):
+        await client.views_open(trigger_id=t1, view=MODAL)
+    for trigger_id in ("1.2.3", ""):
         with pytest.raises(SlackApiError, match="invalid_trigger_id"):
             await client.views_open(trigger_id=trigger_id, view=MODAL)
     async with aiohttp.ClientSession() as http:  # no trigger_id at all
@@ -474,8 +482,8 @@ async def test_views_open_and_update(fake, client):
         async with http.post(fake.api_url + "views.open", data=data) as resp:
             assert (await resp.json())["error"] == "invalid_trigger_id"
     with pytest.raises(SlackApiError, match="invalid_arguments"):
-        await client.views_open(trigger_id="t2", view={"blocks": []})
-    assert (await client.views_open(trigger_id="t2", view=MODAL))["ok"]  # t2 was not used up
+        await client.views_open(trigger_id=t2, view={"blocks": []})
+    assert (await client.views_open(trigger_id=t2, view=MODAL))["ok"]  # t2 was not used up
     assert len(fake.views) == 2
 
     done = MODAL | {"blocks": [], "title": {"type": "plain_text", "text": "Done"}}
@@ -546,60 +554,7 @@ async def test_post_ephemeral(fake, client):
     assert (await client.chat_postEphemeral(channel="C2", user="U1", text="x"))["ok"]
 
 
-# ---- request bodies for in-process Bolt dispatch --------------------------------------------
-def _payload(body: str) -> dict:
-    return json.loads(parse_qs(body)["payload"][0])
-
-
-def test_body_builders_shapes():
-    """The builders give Slack's shapes; a view container has no channel nor response_url."""
-    home = _payload(
-        block_action_body(
-            "refresh",
-            "v",
-            container={"type": "view", "view_id": "V1"},
-            response_url=None,
-            trigger_id="9.9.9",
-        )
-    )
-    assert home["container"] == {"type": "view", "view_id": "V1"}
-    assert home["view"]["id"] == "V1" and home["trigger_id"] == "9.9.9"
-    assert "channel" not in home and "response_url" not in home
-
-    in_message = _payload(block_action_body("a", "v", response_url="http://x/r"))
-    assert in_message["container"]["type"] == "message"
-    assert (in_message["channel"]["id"], in_message["response_url"]) == ("C123", "http://x/r")
-
-    values = {"b": {"a": {"type": "plain_text_input", "value": "42"}}}
-    submitted = _payload(view_submission_body("cb", private_metadata="m", values=values))
-    assert submitted["type"] == "view_submission"
-    view = submitted["view"]
-    assert (view["id"], view["callback_id"], view["private_metadata"]) == ("V0001", "cb", "m")
-    assert view["state"]["values"] == values and submitted["user"]["id"] == "U123"
-
-    mention = app_mention_event("<@UBOT> hi", thread_ts="1.000001")
-    envelope = json.loads(event_body(mention, event_id="Ev9"))
-    assert envelope["type"] == "event_callback" and envelope["event"] == mention
-    assert (envelope["event_id"], envelope["team_id"], envelope["api_app_id"]) == (
-        "Ev9",
-        "T0001",
-        "A0001",
-    )
-    assert envelope["authorizations"][0] | {"enterprise_id": "x"} == {
-        "enterprise_id": "x",
-        "team_id": "T0001",
-        "user_id": "UBOT",
-        "is_bot": True,
-        "is_enterprise_install": False,
-    }
-    assert (mention["user"], mention["channel"], mention["thread_ts"]) == (
-        "U123",
-        "C123",
-        "1.000001",
-    )
-    assert "thread_ts" not in app_mention_event("x")
-    opened = app_home_opened_event("U7", tab="messages")
-    assert (opened["type"], opened["user"], opened["tab"]) == ("app_home_opened", "U7", "messages")
+# ---- requests from Slack (tests/fakes/inbound.py; its own tests: tests/test_inbound.py) ------
 
 
 async def test_modal_flow_through_bolt(fake, client):
@@ -618,14 +573,17 @@ async def test_modal_flow_through_bolt(fake, client):
         channel = view["private_metadata"]
         await client.chat_postEphemeral(channel=channel, user=body["user"]["id"], text=value)
 
-    body = slash_command_body("new", response_url=fake.response_url(), trigger_id="tr-1")
-    assert (await app.async_dispatch(signed_request(body, SECRET))).status == 200
+    slack = Inbound(fake, SECRET)
+    request = slack.command("new")
+    trigger_id = request.body["trigger_id"]  # issued by the fake: views.open takes it once
+    assert (await app.async_dispatch(request)).status == 200
     (call,) = await fake.wait_for_calls("views.open")
-    assert call.error is None and call.args["trigger_id"] == "tr-1" and len(fake.views) == 1
+    assert call.error is None and call.args["trigger_id"] == trigger_id and len(fake.views) == 1
 
-    values = {"b": {"a": {"type": "plain_text_input", "value": "watch 42"}}}
-    body = view_submission_body("new_watch", private_metadata="C1", values=values)
-    assert (await app.async_dispatch(signed_request(body, SECRET))).status == 200
+    (opened,) = fake.views.values()
+    values = {"b": {"a": text_input("watch 42")}}
+    submitted = slack.submit(view=opened, private_metadata="C1", values=values)
+    assert (await app.async_dispatch(submitted)).status == 200
     await fake.wait_for_calls("chat.postEphemeral")
     assert fake.ephemerals[0] | {"blocks": None} == {
         "channel": "C1",
@@ -654,26 +612,18 @@ async def test_events_and_home_actions_through_bolt(fake, client):
         assert "response_url" not in body and body["container"]["type"] == "view"
         await client.views_publish(user_id=body["user"]["id"], view=HOME | {"blocks": []})
 
-    def dispatch(body: str):
-        return app.async_dispatch(signed_request(body, SECRET, content_type="application/json"))
-
-    mention = app_mention_event("<@UBOT> status", channel="C1", ts="1700000000.000300")
-    assert (await dispatch(event_body(mention))).status == 200
+    slack = Inbound(fake, SECRET)
+    mention = slack.mention("@otajob status", channel_id="C1", ts="1700000000.000300")
+    assert (await app.async_dispatch(mention)).status == 200
     (reply,) = await fake.wait_for_messages("C1")
     assert (reply["text"], reply["thread_ts"]) == ("heard <@UBOT> status", "1700000000.000300")
 
-    assert (await dispatch(event_body(app_home_opened_event("U5"), event_id="Ev2"))).status == 200
+    assert (await app.async_dispatch(slack.home_opened("U5"))).status == 200
     await fake.wait_for_calls("views.publish")
     assert fake.home["U5"]["blocks"] == HOME["blocks"]
 
     view_id = fake.home["U5"]["id"]
-    body = block_action_body(
-        "refresh",
-        "",
-        user_id="U5",
-        container={"type": "view", "view_id": view_id},
-        response_url=None,
-    )
-    assert (await app.async_dispatch(signed_request(body, SECRET))).status == 200
+    click = slack.click("refresh", user_id="U5", where="home", view_id=view_id)
+    assert (await app.async_dispatch(click)).status == 200
     await fake.wait_for_calls("views.publish", 2)
     assert fake.home["U5"] == {"id": view_id, **HOME, "blocks": []}

@@ -14,7 +14,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.emulator import fixtures
 from bot.job_ref import JobRef
 from bot.slack.triage import PageRef
-from tests.surfaces import buttons, click, command, dump, start_runtime, submit
+from tests.fakes import checkboxes
+from tests.surfaces import buttons, click, command, dispatch, dump, slack, start_runtime, submit
 
 ADMIN, ADMIN_NAME = "U123", "alice"  # the fakes' default user
 MEMBER, MEMBER_NAME = "U999", "mallory"  # in the workspace, not an admin
@@ -39,7 +40,9 @@ def add_jobs(emulator) -> None:
 
 @pytest.fixture
 async def runtime(emulator, fake_slack):
-    fake_slack.usergroups["S0ONCALL"] = [ONCALL]
+    fake_slack.directory.add_user(MEMBER, MEMBER_NAME)
+    fake_slack.directory.add_user(ONCALL, "olga")
+    fake_slack.directory.add_usergroup("S0ONCALL", "oncall", (ONCALL,))
     add_jobs(emulator)
     built = await start_runtime(emulator, fake_slack, **SETTINGS)
     yield built
@@ -81,24 +84,29 @@ async def open_dialog(runtime, fake_slack, job_id: str, **click_kwargs) -> dict:
     return fake_slack.views[update.args["view_id"]]
 
 
-async def confirm(runtime, view: dict, *, in_progress: bool = False, **kwargs):
+async def confirm(runtime, fake_slack, view: dict, *, in_progress: bool = False, **kwargs):
     """Submit the cancel dialog, ticking "in progress" or not."""
-    option = {"text": {"type": "plain_text", "text": "x"}, "value": "in_progress"}
-    ticked = {"type": "checkboxes", "selected_options": [option] if in_progress else []}
+    ticked = checkboxes("in_progress") if in_progress else checkboxes()
     return await submit(
         runtime,
+        fake_slack,
         "cancel_confirm",
-        private_metadata=view["private_metadata"],
+        view=view,
         values={"cancel_in_progress": {"in_progress": ticked}},
         **kwargs,
     )
 
 
 async def recorded(runtime, job_id: str, n: int = 1, timeout: float = 5.0) -> list[dict]:
-    """The job's action log once it holds ``n`` actions."""
+    """The job's action log once it holds ``n`` finished actions (a row is written as
+    ``started`` before the first write, and finished after the last)."""
+
+    async def finished() -> list[dict]:
+        rows = await runtime.store.actions_for(job_id)
+        return [r for r in rows if r["outcome"] != "started"]
 
     async def poll() -> list[dict]:
-        while len(rows := await runtime.store.actions_for(job_id)) < n:
+        while len(rows := await finished()) < n:
             await asyncio.sleep(0.02)
         return rows
 
@@ -187,14 +195,8 @@ async def test_a_shared_card_never_has_the_cancel_button(runtime, fake_slack):
 
 async def test_refreshing_an_admins_ephemeral_card_keeps_the_button(runtime, fake_slack):
     own = await card_buttons(runtime, fake_slack, STATIC)
-    container = {
-        "type": "message",
-        "message_ts": "1700000000.000100",
-        "channel_id": "C123",
-        "is_ephemeral": True,
-    }
     value = own["job_refresh"]["value"]
-    await click(runtime, fake_slack, "job_refresh", value, container=container)
+    await click(runtime, fake_slack, "job_refresh", value, where="ephemeral")
     posts = await fake_slack.wait_for_posts("b1")
     assert "job_cancel" in buttons(posts[-1].body["blocks"])
 
@@ -211,9 +213,10 @@ async def test_a_watched_card_has_no_cancel_button(runtime, fake_slack):
 
 async def test_cancel_opens_the_dialog_at_once_then_says_what_will_stop(runtime, fake_slack):
     found = await card_buttons(runtime, fake_slack, STATIC)
-    await click(runtime, fake_slack, "job_cancel", found["job_cancel"]["value"], trigger_id="7.7.7")
+    request = slack(fake_slack).click("job_cancel", found["job_cancel"]["value"])
+    await dispatch(runtime, request)
     (opened,) = await fake_slack.wait_for_calls("views.open")
-    assert opened.args["trigger_id"] == "7.7.7"
+    assert opened.args["trigger_id"] == request.body["trigger_id"] and opened.error is None
     assert "Reading the batch" in json.dumps(opened.args["view"])
     (update,) = await fake_slack.wait_for_calls("views.update")
     view = fake_slack.views[update.args["view_id"]]
@@ -254,7 +257,7 @@ async def test_the_dialog_of_a_finished_batch_cannot_be_submitted(runtime, fake_
 
 async def test_confirming_cancels_the_pending_tasks_and_records_it(runtime, fake_slack, emulator):
     view = await open_dialog(runtime, fake_slack, STATIC)
-    response = await confirm(runtime, view)
+    response = await confirm(runtime, fake_slack, view)
     assert response.status == 200 and not response.body  # a plain ack closes the dialog
     (row,) = await recorded(runtime, STATIC)
     record = await posted_record(fake_slack, "C123")
@@ -280,7 +283,7 @@ async def test_confirming_cancels_the_pending_tasks_and_records_it(runtime, fake
 
 async def test_ticking_in_progress_cancels_those_too(runtime, fake_slack, emulator):
     view = await open_dialog(runtime, fake_slack, STATIC)
-    await confirm(runtime, view, in_progress=True)
+    await confirm(runtime, fake_slack, view, in_progress=True)
     (row,) = await recorded(runtime, STATIC)
     record = await posted_record(fake_slack, "C123")
     counts = emulator.task_counts(STATIC)
@@ -292,7 +295,7 @@ async def test_ticking_in_progress_cancels_those_too(runtime, fake_slack, emulat
 
 async def test_confirming_a_dynamic_batch_stops_its_strategy(runtime, fake_slack, emulator):
     view = await open_dialog(runtime, fake_slack, DYNAMIC)
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     (row,) = await recorded(runtime, DYNAMIC)
     record = await posted_record(fake_slack, "C123")
     assert emulator.canceled_strategies == {DYNAMIC}
@@ -313,7 +316,7 @@ async def test_a_watched_batchs_record_goes_in_the_cards_thread(runtime, fake_sl
     await fake_slack.wait_for_posts("r1")
     (card,) = fake_slack.top_level("C123")
     view = await open_dialog(runtime, fake_slack, STATIC)
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     await recorded(runtime, STATIC)
     await fake_slack.wait_for_messages("C123", 2)
     thread = fake_slack.thread("C123", card["ts"])
@@ -330,7 +333,7 @@ async def test_the_actor_gets_a_dm_when_the_record_went_elsewhere(runtime, fake_
     (card,) = fake_slack.top_level("C123")
     view = await open_dialog(runtime, fake_slack, STATIC, channel_id="C456")
     assert json.loads(view["private_metadata"])["channel"] == "C456"
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     dm = await posted_record(fake_slack, ADMIN)
     assert "canceled the pending device tasks" in text_of(dm)
     assert len(fake_slack.thread("C123", card["ts"])) == 2
@@ -340,7 +343,7 @@ async def test_the_actor_gets_a_dm_when_the_record_went_elsewhere(runtime, fake_
 async def test_the_record_goes_by_dm_where_the_app_cannot_post(runtime, fake_slack, emulator):
     fake_slack.add_channel("G999", is_private=True, is_member=False)
     view = await open_dialog(runtime, fake_slack, STATIC, channel_id="G999")
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     dm = await posted_record(fake_slack, ADMIN)
     assert "canceled the pending device tasks" in text_of(dm)
     assert fake_slack.messages("G999") == []
@@ -362,7 +365,7 @@ async def test_the_default_instance_is_used_for_the_writes_and_the_thread(
     (card,) = fake_slack.top_level("C123")
     view = await open_dialog(runtime, fake_slack, scoped)
     assert "7 queued" in json.dumps(view["blocks"])
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     (row,) = await recorded(runtime, scoped)
     assert row["outcome"] == "done" and row["instance_id"] == instance
     (call,) = [c for c in emulator.calls if c.action == "CancelOTATaskByJob"]
@@ -405,7 +408,7 @@ async def test_a_non_admin_clicking_a_forged_reupgrade_button_is_refused(
 async def test_a_non_admin_submitting_a_forged_dialog_gets_errors(runtime, fake_slack, emulator):
     private = json.dumps({"job": STATIC, "instance": None, "channel": "C123"})
     response = await confirm(
-        runtime, {"private_metadata": private}, in_progress=True, user_id=MEMBER
+        runtime, fake_slack, {"private_metadata": private}, in_progress=True, user_id=MEMBER
     )
     body = json.loads(response.body)
     assert body["response_action"] == "errors"
@@ -415,9 +418,9 @@ async def test_a_non_admin_submitting_a_forged_dialog_gets_errors(runtime, fake_
     assert await runtime.store.actions_for(STATIC) == []
 
 
-async def test_a_dialog_with_metadata_we_did_not_write_gets_errors(runtime, emulator):
+async def test_a_dialog_with_metadata_we_did_not_write_gets_errors(runtime, fake_slack, emulator):
     for private in ("", "not json", '"text"', '{"job": "Fw****0100"}', "[1, 2]"):
-        response = await confirm(runtime, {"private_metadata": private})
+        response = await confirm(runtime, fake_slack, {"private_metadata": private})
         body = json.loads(response.body)
         assert body["response_action"] == "errors"
         assert "out of date" in body["errors"]["cancel_in_progress"]
@@ -430,7 +433,7 @@ async def test_with_cancel_turned_off_clicks_and_dialogs_are_refused(started, fa
     (refusal,) = await fake_slack.wait_for_posts("b1")
     assert "turned off" in dump(refusal) and "OTAJOB_ACTIONS" in dump(refusal)
     private = json.dumps({"job": STATIC, "instance": None, "channel": "C123"})
-    body = json.loads((await confirm(runtime, {"private_metadata": private})).body)
+    body = json.loads((await confirm(runtime, fake_slack, {"private_metadata": private})).body)
     assert body["response_action"] == "errors"
     assert "turned off" in body["errors"]["cancel_in_progress"]
     await settle()
@@ -467,7 +470,7 @@ async def test_an_admins_stale_or_forged_button_value_is_refused(
 
 async def test_an_admin_through_a_user_group_can_cancel(runtime, fake_slack, emulator):
     view = await open_dialog(runtime, fake_slack, STATIC, user_id=ONCALL, user_name="olga")
-    await confirm(runtime, view, user_id=ONCALL, user_name="olga")
+    await confirm(runtime, fake_slack, view, user_id=ONCALL, user_name="olga")
     (row,) = await recorded(runtime, STATIC)
     assert (row["user_id"], row["outcome"]) == (ONCALL, "done")
     assert "olga" in text_of(await posted_record(fake_slack, "C123"))
@@ -550,7 +553,7 @@ async def test_a_refused_reupgrade_call_makes_the_outcome_partial(runtime, fake_
 async def test_a_refused_cancel_is_recorded_as_failed(runtime, fake_slack, emulator):
     emulator.fail_next("business", count=1, action="CancelOTATaskByJob")
     view = await open_dialog(runtime, fake_slack, STATIC)
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     (row,) = await recorded(runtime, STATIC)
     record = await posted_record(fake_slack, "C123")
     assert row["outcome"] == "failed" and json.loads(row["detail"])["done"] == []
@@ -568,7 +571,7 @@ async def test_a_partial_cancel_does_not_claim_the_tasks_were_canceled(
     """The strategy stopped, then CancelOTATaskByJob was refused."""
     emulator.fail_next("business", count=1, action="CancelOTATaskByJob")
     view = await open_dialog(runtime, fake_slack, DYNAMIC)
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     (row,) = await recorded(runtime, DYNAMIC)
     record = await posted_record(fake_slack, "C123")
     assert row["outcome"] == "partial" and emulator.canceled_strategies == {DYNAMIC}
@@ -583,7 +586,7 @@ async def test_a_server_error_on_a_write_is_not_retried(runtime, fake_slack, emu
     """A 5xx may hide a cancel that took effect: the person decides again, not the app."""
     emulator.fail_next("server_error", count=1, action="CancelOTATaskByJob")
     view = await open_dialog(runtime, fake_slack, STATIC)
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     (row,) = await recorded(runtime, STATIC)
     record = await posted_record(fake_slack, "C123")
     assert emulator.count("CancelOTATaskByJob") == 1
@@ -600,7 +603,7 @@ async def test_a_timed_out_write_is_not_retried_and_not_called_a_refusal(
     runtime = await started(IOT_TIMEOUT_SECONDS="0.5", **SETTINGS)
     view = await open_dialog(runtime, fake_slack, STATIC)
     emulator.fail_next("slow", count=1, action="CancelOTATaskByJob")
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     (row,) = await recorded(runtime, STATIC)
     record = await posted_record(fake_slack, "C123")
     assert emulator.count("CancelOTATaskByJob") == 1
@@ -614,7 +617,7 @@ async def test_a_throttled_write_is_tried_again(runtime, fake_slack, emulator):
     """Throttling is answered before the action runs: trying again is safe."""
     emulator.fail_next("throttle", count=1, action="CancelOTATaskByJob")
     view = await open_dialog(runtime, fake_slack, STATIC)
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     (row,) = await recorded(runtime, STATIC)
     assert emulator.count("CancelOTATaskByJob") == 2
     assert emulator.count("CancelOTATaskByJob", code="Throttling.User") == 1
@@ -639,7 +642,7 @@ async def test_a_dialog_confirmed_after_the_batch_finished_cancels_nothing(
     emulator.add_job(fixtures.make_job(job))
     view = await open_dialog(runtime, fake_slack, job)
     emulator.set_status(job, "COMPLETED")
-    await confirm(runtime, view)
+    await confirm(runtime, fake_slack, view)
     (row,) = await recorded(runtime, job)
     assert emulator.count("CancelOTATaskByJob") == 0
     assert row["outcome"] == "failed" and json.loads(row["detail"])["finished"] is True
@@ -650,7 +653,7 @@ async def test_a_dialog_confirmed_after_the_batch_finished_cancels_nothing(
 async def test_the_action_log_records_the_workspace(runtime, fake_slack, emulator):
     job = "TeamBatch0000000000000001"
     emulator.add_job(fixtures.make_job(job))
-    await confirm(runtime, await open_dialog(runtime, fake_slack, job))
+    await confirm(runtime, fake_slack, await open_dialog(runtime, fake_slack, job))
     (row,) = await recorded(runtime, job)
     assert row["team_id"] == "T0001" and row["outcome"] == "done"
 
@@ -659,6 +662,9 @@ async def test_a_dialog_slack_will_not_open_is_explained(runtime, fake_slack):
     """An expired or used trigger_id: the person is told, nothing reaches the error funnel."""
     await click(runtime, fake_slack, "job_cancel", JobRef(STATIC).to_value(), key="b1")
     await fake_slack.wait_for_calls("views.update")
-    await click(runtime, fake_slack, "job_cancel", JobRef(STATIC).to_value(), key="b2")
+    late = slack(fake_slack).click("job_cancel", JobRef(STATIC).to_value(), key="b2")
+    now = fake_slack.clock
+    fake_slack.clock = lambda: now() + 4  # it reached the app after its trigger_id expired
+    await dispatch(runtime, late)
     (post,) = await fake_slack.wait_for_posts("b2")
     assert "did not let me open the cancel dialog" in dump(post)

@@ -31,7 +31,8 @@ async def test_from_the_card_to_a_csv_to_a_recorded_cancel(emulator, fake_slack)
     )
     try:
         # The channel watches the batch, alerting the on-call person above 5 %.
-        await command(runtime, fake_slack, f"watch {JOB} alert failed>5% notify <@U0ONCALL1|oc>")
+        fake_slack.directory.add_user("U0ONCALL1", "oc")
+        await command(runtime, fake_slack, f"watch {JOB} alert failed>5% notify @oc")
         await fake_slack.wait_for_posts("r1")
         await runtime.deps.watcher.poll(JOB, None)  # 37 of 437 = 8.5 %: one alert
 
@@ -72,9 +73,7 @@ async def test_from_the_card_to_a_csv_to_a_recorded_cancel(emulator, fake_slack)
         (update,) = await fake_slack.wait_for_calls("views.update")
         view = fake_slack.views[update.args["view_id"]]
         assert "500 queued, 20 notified" in dump(view)
-        await submit(
-            runtime, "cancel_confirm", private_metadata=view["private_metadata"], values={}
-        )
+        await submit(runtime, fake_slack, "cancel_confirm", view=view, values={})
         (card_msg,) = fake_slack.top_level("C123")
         await fake_slack.wait_for_messages("C123", 3)  # the card, the alert, the record
         record = next(

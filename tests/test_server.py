@@ -26,7 +26,7 @@ from tests.conftest import (
     TEST_KEY_SECRET,
     app_settings,
 )
-from tests.fakes import signed_request, slash_command_body
+from tests.fakes import Inbound, as_http
 
 ROOT = Path(__file__).resolve().parent.parent
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
@@ -58,9 +58,8 @@ async def test_http_mode_serves_slack_events_and_healthz(emulator, fake_slack) -
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             health = await http.get("/healthz")
             assert health.json() == {"ok": True, "mode": "http", "demo": False}
-            body = slash_command_body(JOB, response_url=fake_slack.response_url("r"))
-            request = signed_request(body, SIGNING_SECRET)
-            headers = {k: v[0] for k, v in request.headers.items()}
+            request = Inbound(fake_slack, SIGNING_SECRET).command(JOB, key="r")
+            body, headers = as_http(request)
             response = await http.post("/slack/events", content=body, headers=headers)
             assert response.status_code == 200
             (post,) = await fake_slack.wait_for_posts("r")

@@ -14,8 +14,8 @@ from bot.emulator import fixtures
 from bot.iot.credentials import Credential, StaticCredentials
 from bot.job_ref import JobRef
 from bot.runtime import build_runtime
-from tests.conftest import CREDENTIAL, SIGNING_SECRET, TEST_KEY_ID, TEST_KEY_SECRET, app_settings
-from tests.fakes import block_action_body, signed_request, slash_command_body
+from tests.conftest import CREDENTIAL, TEST_KEY_ID, TEST_KEY_SECRET, app_settings
+from tests.surfaces import click, command, dispatch, slack
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 
@@ -27,16 +27,6 @@ async def runtime(emulator, fake_slack):
     )
     yield built
     await built.aclose()
-
-
-async def command(runtime, fake_slack, text: str, key: str = "r1", **kwargs):
-    body = slash_command_body(text, response_url=fake_slack.response_url(key), **kwargs)
-    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
-
-
-async def click(runtime, fake_slack, action_id: str, value: str, key: str = "b1"):
-    body = block_action_body(action_id, value, response_url=fake_slack.response_url(key))
-    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
 
 
 def dump(post) -> str:
@@ -141,11 +131,8 @@ async def test_forged_or_stale_button_value_is_refused(runtime, fake_slack, emul
 
 async def test_forged_signature_and_old_timestamp_are_refused(runtime, fake_slack, emulator):
     """Requests not signed with our secret, or 10 minutes old, get 401 and do nothing."""
-    body = slash_command_body(JOB, response_url=fake_slack.response_url("r1"))
-    forged = await runtime.app.async_dispatch(signed_request(body, "not-our-secret"))
-    old = await runtime.app.async_dispatch(
-        signed_request(body, SIGNING_SECRET, timestamp=int(time.time()) - 600)
-    )
+    forged = await dispatch(runtime, slack(fake_slack).command(JOB, signing_secret="not-ours"))
+    old = await dispatch(runtime, slack(fake_slack).command(JOB, timestamp=int(time.time()) - 600))
     assert forged.status == 401 and old.status == 401
     await asyncio.sleep(0.2)
     assert emulator.count("QueryOTAJob") == 0 and fake_slack.posts == []

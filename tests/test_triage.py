@@ -67,7 +67,7 @@ async def test_failed_devices_grouped_by_reason_most_common_first(runtime, fake_
     assert [line.split("`")[1] for line in lines] == ["13", "12", "12"]
     assert "&lt;!channel&gt;" in text and "<!channel>" not in text and "<@" not in text
     assert "Devices 1–10 of 37" in text and "page 1 of 4" in text
-    assert set(buttons(post.body["blocks"])) == {"failed_page", "failed_csv"}
+    assert set(buttons(post.body["blocks"])) == {"failed_page_next", "failed_csv"}
 
 
 async def test_paging_replaces_the_listing_without_reading_it_again(runtime, fake_slack, emulator):
@@ -75,11 +75,11 @@ async def test_paging_replaces_the_listing_without_reading_it_again(runtime, fak
     await command(runtime, fake_slack, f"{JOB} failed")
     (post,) = await fake_slack.wait_for_posts("r1")
     calls = emulator.count("ListOTATaskByJob")
-    await click(
-        runtime, fake_slack, "failed_page", buttons(post.body["blocks"])["failed_page"]["value"]
-    )
+    value = buttons(post.body["blocks"])["failed_page_next"]["value"]
+    await click(runtime, fake_slack, "failed_page_next", value)
     (page2,) = await fake_slack.wait_for_posts("b1")
-    assert page2.body["replace_original"] is True
+    assert page2.error is None and page2.body["replace_original"] is True
+    assert {"failed_page_prev", "failed_page_next"} <= set(buttons(page2.body["blocks"]))
     assert "Devices 11–20 of 45" in dump(page2) and "page 2 of 5" in dump(page2)
     assert emulator.count("ListOTATaskByJob") == calls  # the listing was kept for paging
     names = {f"dev-{i:06d}" for i in range(45)}

@@ -11,8 +11,8 @@ import pytest
 from bot.emulator import fixtures
 from bot.iot.credentials import StaticCredentials
 from bot.runtime import build_runtime
-from tests.conftest import CREDENTIAL, POSTGRES_URL, SIGNING_SECRET, app_settings, fresh_postgres
-from tests.fakes import block_action_body, signed_request, slash_command_body
+from tests.conftest import CREDENTIAL, POSTGRES_URL, app_settings, fresh_postgres
+from tests.surfaces import click, command
 
 JOB = "WatchJob00000000000000001"
 CHANNEL = "C123"
@@ -27,11 +27,6 @@ async def runtime(emulator, fake_slack):
     )
     yield built
     await built.aclose()
-
-
-async def command(runtime, fake_slack, text: str, key: str = "r1", **kwargs):
-    body = slash_command_body(text, response_url=fake_slack.response_url(key), **kwargs)
-    return await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
 
 
 async def reply_to(fake_slack, runtime, text: str, key: str = "r1", **kwargs) -> str:
@@ -150,14 +145,11 @@ async def test_watching_a_finished_job_posts_its_card_instead(runtime, fake_slac
 async def test_watch_another_channel_and_the_watch_button(runtime, fake_slack, emulator):
     """`watch <JobId> #other` posts the card there; the card's Watch button watches here."""
     fake_slack.add_channel("C999", name="ops", members=("U123",))
-    await reply_to(fake_slack, runtime, f"watch {JOB} <#C999|ops>")
+    await reply_to(fake_slack, runtime, f"watch {JOB} #ops")
     assert len(fake_slack.top_level("C999")) == 1 and fake_slack.top_level(CHANNEL) == []
-    body = block_action_body(
-        "job_watch",
-        json.dumps({"job": JOB, "instance": None}),
-        response_url=fake_slack.response_url("w"),
+    await click(
+        runtime, fake_slack, "job_watch", json.dumps({"job": JOB, "instance": None}), key="w"
     )
-    await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
     (post,) = await fake_slack.wait_for_posts("w")
     assert "Watching" in post.body["text"] or "Watching" in json.dumps(post.body)
     assert len(fake_slack.top_level(CHANNEL)) == 1
@@ -167,7 +159,7 @@ async def test_bad_watch_input_is_explained(runtime, fake_slack, emulator):
     """Unknown states and malformed channels get specific messages and change nothing."""
     for text, says in [
         (f"watch {JOB} only finished", "finished"),
-        (f"watch {JOB} #general", "#general"),
+        (f"watch {JOB} #no-such-channel", "#no-such-channel"),
         ("watch", "needs a JobId"),
     ]:
         response = await command(runtime, fake_slack, text)
@@ -178,12 +170,12 @@ async def test_bad_watch_input_is_explained(runtime, fake_slack, emulator):
 async def test_public_channel_is_joined_private_one_explained(runtime, fake_slack, emulator):
     """Not in a public channel: join it and post. Not in a private one: say how to fix it."""
     fake_slack.add_channel("C777", name="ops", is_member=False, members=("U123",))
-    assert "Watching" in await reply_to(fake_slack, runtime, f"watch {JOB} <#C777>", key="a")
+    assert "Watching" in await reply_to(fake_slack, runtime, f"watch {JOB} #ops", key="a")
     assert len(fake_slack.top_level("C777")) == 1
     fake_slack.add_channel(
         "G888", name="secret", is_private=True, is_member=False, members=("U123",)
     )
-    answer = await reply_to(fake_slack, runtime, f"watch {JOB} <#G888>", key="b")
+    answer = await reply_to(fake_slack, runtime, f"watch {JOB} #secret", key="b")
     assert "not_in_channel" in answer and "/invite @otajob" in answer
 
 
@@ -291,9 +283,9 @@ async def test_the_loop_polls_by_itself(runtime, fake_slack, emulator):
 async def test_watches_only_in_channels_the_asker_is_in(runtime, fake_slack, emulator):
     """Nobody can start or stop a watch in a channel they are not in, nor in a DM."""
     fake_slack.add_channel("C555", name="elsewhere", members=("U999",))
-    answer = await reply_to(fake_slack, runtime, f"watch {JOB} <#C555>", key="a")
+    answer = await reply_to(fake_slack, runtime, f"watch {JOB} #elsewhere", key="a")
     assert "channels you are in" in answer and fake_slack.top_level("C555") == []
-    answer = await reply_to(fake_slack, runtime, f"unwatch {JOB} <#C555>", key="b")
+    answer = await reply_to(fake_slack, runtime, f"unwatch {JOB} #elsewhere", key="b")
     assert "channels you are in" in answer
     answer = await reply_to(fake_slack, runtime, f"watch {JOB}", key="c", channel_id="D0DM1")
     assert "Watches live in channels" in answer
@@ -308,8 +300,7 @@ async def test_refresh_keeps_the_watch_line_and_an_ended_card_says_so(
     await reply_to(fake_slack, runtime, f"watch {JOB}")
     (card,) = fake_slack.top_level(CHANNEL)
     value = card["blocks"][-1]["elements"][0]["value"]
-    body = block_action_body("job_refresh", value, response_url=fake_slack.response_url("f"))
-    await runtime.app.async_dispatch(signed_request(body, SIGNING_SECRET))
+    await click(runtime, fake_slack, "job_refresh", value, key="f")
     (post,) = await fake_slack.wait_for_posts("f")
     assert "Watched here" in json.dumps(post.body)
     emulator.set_status(JOB, "IN_PROGRESS")

@@ -12,7 +12,7 @@ import httpx
 
 from bot.emulator import fixtures
 from tests.conftest import SIGNING_SECRET, TEST_KEY_ID, TEST_KEY_SECRET
-from tests.fakes import signed_request, slash_command_body
+from tests.fakes import Inbound, as_http
 from tests.test_server import ROOT, clean_env, free_port
 
 JOB = "RestartJob000000000000001"
@@ -50,9 +50,7 @@ def app_env(emulator, fake_slack, tmp_path, poll_seconds: str, port: int) -> dic
 
 async def send_watch(fake_slack, port: int) -> None:
     """`/otajob watch` over HTTP to the running app; returns once its answer arrived."""
-    body = slash_command_body(f"watch {JOB}", response_url=fake_slack.response_url("w"))
-    request = signed_request(body, SIGNING_SECRET)
-    headers = {k: v[0] for k, v in request.headers.items()}
+    body, headers = as_http(Inbound(fake_slack, SIGNING_SECRET).command(f"watch {JOB}", key="w"))
     async with httpx.AsyncClient() as http:
         await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
     await fake_slack.wait_for_posts("w")

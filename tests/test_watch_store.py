@@ -147,3 +147,27 @@ async def test_event_ids_are_forgotten_after_a_day(store) -> None:
     assert not await store.first_delivery("Ev1", 100.0)
     assert await store.first_delivery("Ev2", 90_000.0)  # prunes Ev1
     assert await store.first_delivery("Ev1", 90_001.0)
+
+
+async def test_an_action_whose_heartbeat_stopped_is_claimed_once(store) -> None:
+    """A write action is recorded as started before it runs; once its heartbeat is older
+    than the cut-off it is claimed as interrupted by one caller only."""
+    log_id = await store.start_action(
+        at=100.0,
+        team_id="T1",
+        user_id="U1",
+        user_name="ann",
+        action="reupgrade",
+        job_id="J1",
+        instance_id=None,
+        channel_id="C1",
+        detail={"found": 40},
+    )
+    await store.action_alive(log_id, 160.0)
+    assert await store.claim_interrupted(150.0) == []  # still beating at 160
+    (claimed,) = await store.claim_interrupted(200.0)
+    assert claimed["id"] == log_id and claimed["outcome"] == "interrupted"
+    assert claimed["channel_id"] == "C1"
+    assert await store.claim_interrupted(300.0) == []  # told once
+    await store.finish_action(log_id, detail={}, request_ids=[], outcome="done")
+    assert await store.claim_interrupted(400.0) == []

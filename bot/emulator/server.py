@@ -74,7 +74,20 @@ DEMO_ACCESS_KEY_ID = "LTAIdemoOtajobEmulator"
 DEMO_ACCESS_KEY_SECRET = "demo-secret-not-a-real-key"
 DEMO_SECURITY_TOKEN = "CAISdemoOtajobEmulatorStsToken"
 
-FAILURE_KINDS = ("throttle", "server_error", "internal", "malformed", "business", "slow", "reset")
+FAILURE_KINDS = (
+    "throttle",
+    "server_error",
+    "internal",
+    "malformed",
+    "business",
+    "slow",
+    "reset",
+    "garbled",
+)
+# "garbled": the action runs, then its answer cannot be read (JSON nested deeper than
+# any parser takes), as a broken proxy or gateway might send: a write is then carried out
+# although the caller cannot tell.
+GARBLED_DEPTH = 100_000
 SLOW_SECONDS = 30.0
 # Per-action quotas that do not follow the ``qps`` attribute (reference: quotas section;
 # ReupgradeOTATask's 20/s is from Alibaba's ReupgradeOTATask page). ``qps`` = 0 does not
@@ -1064,6 +1077,15 @@ class IotEmulator:
             page = "<html><head><title>502 Bad Gateway</title></head><body>Tengine</body></html>"
             response = web.Response(status=200, text=page, content_type="text/html")
             answer = _Answer(response, self.latency, 200, "Emulator.Malformed")
+        elif kind == "garbled":
+            try:
+                answer = self._run(verified, spec, host, rid, arrived)
+            except GatewayError as err:
+                answer = self._gateway_error(err, host, rid)
+            body = '{"RequestId": "' + rid + '", "Data": ' + "[" * GARBLED_DEPTH
+            body += "]" * GARBLED_DEPTH + "}"
+            response = web.Response(status=200, text=body, content_type="application/json")
+            answer = _Answer(response, self.latency, 200, "Emulator.Garbled")
         elif kind == "slow":
             try:
                 answer = self._run(verified, spec, host, rid, arrived)

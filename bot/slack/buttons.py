@@ -3,6 +3,7 @@ button, and refuse in plain words a value we did not write (stale or forged)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -58,7 +59,10 @@ async def say_stale(deps: Deps, respond: AsyncRespond) -> None:
 
 
 def on_click(
-    app: AsyncApp, deps: Deps, action_id: str, parse: Callable[[str | None], R | None]
+    app: AsyncApp,
+    deps: Deps,
+    action_id: str | re.Pattern[str],
+    parse: Callable[[str | None], R | None],
 ) -> Callable[[Callable[[R, Click], Awaitable[None]]], Callable[[R, Click], Awaitable[None]]]:
     """Register ``handler(value, click)`` for ``action_id``; ``parse`` reads the value."""
 

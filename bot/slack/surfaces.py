@@ -5,10 +5,11 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from ..deps import Deps
-from . import access, actions, commands, errors, events, guarded, triage
+from . import access, actions, commands, errors, events, guarded, respond, triage
 
 
 def register_all(app: AsyncApp, deps: Deps, policy: access.Policy) -> None:
     access.register(app, policy, deps.renderer, demo=deps.demo)
+    respond.register(app)
     for module in (commands, actions, triage, events, guarded, errors):
         module.register(app, deps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -240,7 +241,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
         request = FailedDevices(ref.job_id, ref.instance_id)
         await failed_devices(deps, request, click.asker, click.respond, fresh=True, mode="new")
 
-    @on_click(app, deps, "failed_page", PageRef.from_value)
+    # Previous and Next share a block, so they need their own action_ids (Slack refuses
+    # duplicates); "failed_page" is what listings posted by earlier versions carry.
+    @on_click(app, deps, re.compile(r"^failed_page(_prev|_next)?$"), PageRef.from_value)
     async def failed_page(ref: PageRef, click: Click) -> None:
         request = FailedDevices(ref.job_id, ref.instance_id)
         await failed_devices(

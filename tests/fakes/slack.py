@@ -1,7 +1,8 @@
 """A fake Slack on 127.0.0.1: Web API (`/api/<method>`), `response_url`s and file uploads.
 
 Point the app at it with ``AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)`` and
-give slash-command payloads ``response_url=fake.response_url("k")``. Every request is recorded
+send the app requests as Slack would with ``Inbound(fake, secret)`` (tests/fakes/inbound.py),
+which takes response_urls and trigger_ids from the fake. Every request is recorded
 (``calls`` / ``posts``), failures can be scripted with ``fail_next`` and a delay with ``latency``.
 
 It also models channels and the messages in them, like Slack: ``chat.postMessage`` stores a
@@ -11,10 +12,17 @@ the model. Channel IDs never seen before are public channels the bot is a member
 others with ``add_channel`` / ``remove_channel``. A channel set to a user ID ("U…"/"W…") is a DM.
 A scripted ``fail_next`` failure wins over the model (and changes nothing in it).
 
-Beyond messages it keeps: modals opened with ``views.open`` (``views``, by view ID; a trigger ID
-works once), Home tabs published with ``views.publish`` (``home``, by user ID), ephemeral
-messages (``ephemerals``), completed file uploads (``files``) and the user groups that
-``usergroups.users.list`` answers from (``usergroups``, set by tests).
+Beyond messages it keeps: modals opened with ``views.open`` (``views``, by view ID), Home tabs
+published with ``views.publish`` (``home``, by user ID), ephemeral messages (``ephemerals``),
+completed file uploads (``files``) and the user groups that ``usergroups.users.list`` answers
+from (``usergroups``, set by tests).
+
+It refuses what Slack refuses, with Slack's codes (tests/fakes/README.md lists each rule and its
+source): a trigger_id must come from ``new_trigger_id()``, works once and within 3 seconds;
+Block Kit limits (tests/fakes/block_kit.py) give ``invalid_blocks`` / ``invalid_arguments``;
+per-method rate limits (tests/fakes/rate_tiers.py, ``rate_limits=False`` to switch off) give
+HTTP 429 ``ratelimited`` with Retry-After; a response_url takes 5 posts within 30 minutes.
+Every time-based rule reads the injected ``clock`` (``time.monotonic`` by default).
 """
 
 from __future__ import annotations
@@ -25,22 +33,35 @@ import binascii
 import copy
 import itertools
 import json
+import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from typing import Any
 
 from aiohttp import web
-from slack_sdk.signature import SignatureVerifier
 
-if TYPE_CHECKING:
-    from slack_bolt.request.async_request import AsyncBoltRequest
+from tests.fakes.block_kit import message_errors, slack_messages, view_errors
+from tests.fakes.directory import Directory
+from tests.fakes.rate_tiers import RateLimiter
 
 _WEB = "https://fake.slack.com/"
 BOT_ID = "B0001"
+TRIGGER_TTL = 3.0  # seconds; see FakeSlack._trigger
+# chat.postMessage reference, "Truncating content": "Slack will truncate messages containing
+# more than 40,000 characters" (https://docs.slack.dev/reference/methods/chat.postMessage), and
+# the same page lists msg_too_long. A Slack maintainer says the platform now refuses far shorter
+# texts with msg_too_long (seratch/ChatGPT-in-Slack#102: "the 40K truncation is an old
+# requirement and the platform now has a smaller limit"), so the fake refuses anything Slack
+# would no longer post intact: text over 40,000 characters gets msg_too_long.
+TEXT_MAX = 40_000
+# "Handling user interaction", Message responses: a response_url can be used "up to 5 times
+# within 30 minutes of receiving the payload"
+# (https://docs.slack.dev/interactivity/handling-user-interaction).
+RESPONSE_URL_USES = 5
+RESPONSE_URL_TTL = 30 * 60.0
 
 
 @dataclass
@@ -48,7 +69,7 @@ class ApiCall:
     method: str  # "chat.postMessage"
     args: dict  # query + form fields / JSON body; JSON-looking form values decoded
     token: str | None  # from "Authorization: Bearer ..." or the "token" form field
-    at: float  # time.monotonic()
+    at: float  # FakeSlack.clock()
     error: str | None = None  # set when the fake answered ok=false (scripted, auth or model)
 
 
@@ -57,7 +78,7 @@ class WebhookPost:
     key: str  # the path key of the response_url
     body: dict  # the JSON posted
     at: float
-    error: str | None = None  # set when the post was refused by fail_next("response_url")
+    error: str | None = None  # set when the post was refused (fail_next or the model)
 
 
 @dataclass
@@ -68,16 +89,35 @@ class _Failure:
 
 
 class _Refused(Exception):
-    """Raised by the model to answer {"ok": false, "error": error}."""
+    """Raised by the model to answer {"ok": false, "error": error, **extra}."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, extra: dict | None = None) -> None:
         super().__init__(error)
         self.error = error
+        self.extra = extra or {}
 
 
 class FakeSlack:
-    def __init__(self, *, bot_user_id="UBOT", team_id="T0001", bot_token="xoxb-test"):
+    def __init__(
+        self,
+        *,
+        bot_user_id: str = "UBOT",
+        team_id: str = "T0001",
+        bot_token: str = "xoxb-test",
+        clock: Callable[[], float] = time.monotonic,
+        rate_limits: bool = True,
+    ):
         self.bot_user_id, self.team_id, self.bot_token = bot_user_id, team_id, bot_token
+        # Every time-based rule (trigger expiry, rate limits, response_url) reads this clock,
+        # so tests can drive time without sleeping.
+        self.clock = clock
+        # Per-method sliding windows (tests/fakes/rate_tiers.py); switch off with False.
+        # ``limiter.per_minute`` / ``limiter.post_burst`` may be changed by a test.
+        self.rate_limits = rate_limits
+        self.limiter = RateLimiter()
+        # response_url key -> when it was issued (first ``response_url(key)`` or first post)
+        self._response_issued: dict[str, float] = {}
+        self._response_uses: dict[str, int] = defaultdict(int)  # key -> accepted posts
         self.tokens: set[str] = {bot_token}  # tokens accepted by the Web API
         self.latency = 0.0
         self.calls: list[ApiCall] = []
@@ -88,8 +128,12 @@ class FakeSlack:
         self._pending_files: dict[str, str] = {}  # file ID -> filename, until completed
         self.views: dict[str, dict] = {}  # view ID -> {"id": view ID, **view} (modals)
         self.home: dict[str, dict] = {}  # user ID -> {"id": view ID, **view} (Home tabs)
+        self._triggers: dict[str, float] = {}  # trigger_id -> when issued (self.clock)
         self._used_triggers: set[str] = set()
         self.usergroups: dict[str, list[str]] = {}  # usergroup ID -> user IDs; set by tests
+        # People, user groups and channels by the names typed after "@" / "#": what the
+        # request builder (tests/fakes/inbound.py) turns into Slack's tokens.
+        self.directory = Directory(self)
         self.ephemerals: list[dict] = []  # {"channel", "user", "text", "blocks", "thread_ts"}
         # {"id", "name", "is_private", "is_archived", "is_member", "members": set[str]}
         self.channels: dict[str, dict] = {}
@@ -132,7 +176,18 @@ class FakeSlack:
         return self.base_url + "/api/"
 
     def response_url(self, key: str = "r1") -> str:
+        """The URL of response_url `key`; its 30 minutes start at the first call (or at its
+        first post when a test builds the URL itself)."""
+        self._response_issued.setdefault(key, self.clock())
         return f"{self.base_url}/response/{key}"
+
+    def new_trigger_id(self) -> str:
+        """Mint a trigger_id shaped like Slack's ("<digits>.<digits>.<hex>") and record when
+        it was issued: views.open / views.push accept it once, within 3 seconds."""
+        n = next(self._ids)
+        trigger_id = f"{1_000_000 + n}.{98765 + n}.{secrets.token_hex(16)}"
+        self._triggers[trigger_id] = self.clock()
+        return trigger_id
 
     # ---- inspection & scripting ----------------------------------------------------------
     def calls_to(self, method: str) -> list[ApiCall]:
@@ -183,9 +238,19 @@ class FakeSlack:
         self.channels.pop(channel_id, None)
         self._removed.add(channel_id)
 
+    def people_say(self, channel: str, texts: Iterable[str], user: str = "U0PERSON1") -> None:
+        """Messages people post in `channel` (not through the app, so no rate limit applies):
+        a busy channel's history, for tests of searching it."""
+        for text in texts:
+            msg = {"type": "message", "ts": self._next_ts(), "user": user, "text": text}
+            self._messages[channel].append(msg | {"channel": channel})
+        self._changed.set()
+        self._changed = asyncio.Event()
+
     def messages(self, channel: str) -> list[dict]:
-        """Copies of every message stored in `channel` (top-level and replies), in post order."""
-        return copy.deepcopy(self._messages.get(channel, []))
+        """Copies of every message stored in `channel` (top-level and replies), in post order.
+        A user ID names the app's DM with that user (where chat.postMessage put them)."""
+        return copy.deepcopy(self._messages.get(_dm_of(channel), []))
 
     def top_level(self, channel: str) -> list[dict]:
         """Copies of the messages of `channel` that are not thread replies, in post order
@@ -194,7 +259,32 @@ class FakeSlack:
 
     def thread(self, channel: str, ts: str) -> list[dict]:
         """Copies of the thread `ts` names in `channel`: the parent first, then the replies."""
-        return copy.deepcopy(self._thread(channel, ts))
+        return copy.deepcopy(self._thread(_dm_of(channel), ts))
+
+    def add_message(
+        self,
+        channel: str,
+        text: str = "hello",
+        *,
+        user: str = "U123",
+        thread_ts: str | None = None,
+        blocks: list | None = None,
+    ) -> dict:
+        """Store a message someone else (by default a person, `user`) posted in `channel`,
+        as if Slack had it; return it. The app cannot chat.update it (cant_update_message)."""
+        channel = _dm_of(channel)
+        msg: dict[str, Any] = {
+            "type": "message",
+            "ts": self._next_ts(),
+            "channel": channel,
+            "text": text,
+            "blocks": blocks or [],
+            "user": user,
+        }
+        if thread_ts:
+            msg["thread_ts"] = thread_ts
+        self._messages[channel].append(msg)
+        return copy.deepcopy(msg)
 
     async def wait_for_messages(self, channel: str, n: int = 1, timeout: float = 5.0) -> list[dict]:
         """Wait until `channel` holds at least `n` messages (replies count); return them all."""
@@ -238,24 +328,40 @@ class FakeSlack:
         await asyncio.sleep(self.latency)
         method = request.match_info["method"]
         args, token = await _read_args(request)
-        call = ApiCall(method, args, token, time.monotonic())
+        call = ApiCall(method, args, token, self.clock())
         if token is None:
             call.error = "not_authed"
         elif token not in self.tokens:
             call.error = "invalid_auth"
-        resp = self._scripted_failure(method, call)
+        resp = self._scripted_failure(method, call)  # scripted failures win over the model
+        if resp is None and call.error is None:
+            resp = self._rate_limited(method, args, call)
         body: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         if resp is None and call.error is None:
             try:
                 body = {"ok": True, **self._answer(method, args)}
             except _Refused as refused:
-                call.error = refused.error
+                call.error, extra = refused.error, refused.extra
         self._record(call)  # after the model changed, so waiters see its new state
         if resp:
             return resp
         if call.error:
-            return web.json_response({"ok": False, "error": call.error})
+            return web.json_response({"ok": False, "error": call.error, **extra})
         return web.json_response(body)
+
+    def _rate_limited(self, method: str, a: dict, call: ApiCall) -> web.Response | None:
+        """HTTP 429 ``ratelimited`` with Retry-After when `method` is over its limit
+        (tests/fakes/rate_tiers.py has the limits and their sources)."""
+        if not self.rate_limits:
+            return None
+        channel = a.get("channel") if method == "chat.postMessage" else None
+        retry_after = self.limiter.check(method, channel, call.at)
+        if retry_after is None:
+            return None
+        call.error = "ratelimited"
+        body = {"ok": False, "error": "ratelimited"}
+        return web.json_response(body, status=429, headers={"Retry-After": str(retry_after)})
 
     async def _webhook(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.latency)
@@ -263,10 +369,45 @@ class FakeSlack:
             body = await request.json()
         except ValueError:
             return web.Response(status=400, text="invalid_payload")
-        post = WebhookPost(request.match_info["key"], body, time.monotonic())
+        post = WebhookPost(request.match_info["key"], body, self.clock())
         resp = self._scripted_failure("response_url", post)
+        if resp is None:
+            status, text = self._respond(post)
+            if status != 200:
+                post.error = text
+            resp = web.Response(status=status, text=text)
         self._record(post)
-        return resp or web.Response(text="ok")
+        return resp
+
+    def _respond(self, post: WebhookPost) -> tuple[int, str]:
+        """Slack's answer to a response_url post: (HTTP status, plain text body).
+
+        Incoming webhooks and response_urls answer errors as an HTTP status and a plain
+        text error code ("Improving error conditions for Incoming Webhooks",
+        https://api.slack.com/changelog/2016-05-17-changes-to-errors-for-incoming-webhooks:
+        400 invalid_payload ...); a block error comes back as 400 "invalid_blocks" (seen in
+        sourcegraph/sourcegraph#49979). Past its 5 uses or 30 minutes a response_url is
+        refused; Slack documents the limit but not the answer, so the fake uses the codes
+        public clients observed: "used_url" (gchristov/thecodinglove-kmp, a slash-command
+        handler acknowledging it) and "expired_url" (the brief; getsentry/sentry ignores
+        Slack's "Expired url"), with HTTP 404, an assumption."""
+        key, body = post.key, post.body
+        issued = self._response_issued.setdefault(key, post.at)
+        if post.at - issued > RESPONSE_URL_TTL:
+            return 404, "expired_url"
+        if self._response_uses[key] >= RESPONSE_URL_USES:
+            return 404, "used_url"
+        if not isinstance(body, dict):
+            return 400, "invalid_payload"
+        if not _truthy(body.get("delete_original")):
+            if not any(body.get(k) for k in ("text", "blocks", "attachments")):
+                return 400, "no_text"
+            if "blocks" in body and message_errors(body["blocks"]):
+                return 400, "invalid_blocks"
+            if isinstance(body.get("text"), str) and len(body["text"]) > TEXT_MAX:
+                return 400, "msg_too_long"
+        self._response_uses[key] += 1
+        return 200, "ok"
 
     async def _upload(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.latency)
@@ -303,6 +444,7 @@ class FakeSlack:
                 }
             case "chat.postMessage":
                 msg = self._post(channel, a)
+                channel = msg["channel"]  # a user ID posts to the app's DM with that user
                 return {"channel": channel, "ts": msg["ts"], "message": _public(msg, True)}
             case "chat.update":
                 msg = self._update(channel, a)
@@ -343,6 +485,7 @@ class FakeSlack:
                 return self._history(channel, a)
             case "conversations.replies":
                 self._readable(channel)
+                _not_a_user(channel)
                 thread = self._thread(channel, str(a.get("ts") or ""))
                 if not thread:
                     raise _Refused("thread_not_found")
@@ -357,19 +500,15 @@ class FakeSlack:
             case "users.info":
                 user = {"id": a.get("user"), "name": f"user-{a.get('user')}", "locale": "en-US"}
                 return {"user": user | {"tz": "Asia/Tokyo"}}
-            case "views.open":
-                trigger_id = a.get("trigger_id")
-                if not isinstance(trigger_id, str) or not trigger_id:
-                    raise _Refused("invalid_trigger_id")
-                if trigger_id in self._used_triggers:
-                    raise _Refused("invalid_trigger_id")
-                view = _view(a, f"V{next(self._ids):04d}")
+            case "views.open" | "views.push":
+                trigger_id = self._trigger(a.get("trigger_id"))
+                view = _view(a, f"V{next(self._ids):04d}", method)
                 self._used_triggers.add(trigger_id)
                 self.views[view["id"]] = view
                 return {"view": view}
             case "views.update":
                 view_id = a.get("view_id")
-                view = _view(a, view_id)
+                view = _view(a, view_id, method)
                 if view_id in self.views:
                     self.views[view_id] = view
                 else:
@@ -384,7 +523,7 @@ class FakeSlack:
                     raise _Refused("invalid_arguments")
                 # A user's Home tab keeps its view ID when republished.
                 view_id = self.home.get(user_id, {}).get("id") or f"V{next(self._ids):04d}"
-                self.home[user_id] = _view(a, view_id)
+                self.home[user_id] = _view(a, view_id, method)
                 return {"view": self.home[user_id]}
             case "usergroups.users.list":
                 group = a.get("usergroup")
@@ -400,6 +539,23 @@ class FakeSlack:
             case "files.completeUploadExternal":
                 return {"files": self._complete_upload(a)}
         return {}
+
+    def _trigger(self, trigger_id: Any) -> str:
+        """The trigger_id of views.open / views.push, if Slack would accept it.
+
+        Source: the errors tables of https://docs.slack.dev/reference/methods/views.open and
+        .../views.push: invalid_trigger_id, expired_trigger_id, exchanged_trigger_id ("The
+        trigger_id was already exchanged in a previous call"); "Handling user interaction"
+        (https://docs.slack.dev/interactivity/handling-user-interaction): triggers "expire in
+        three seconds" and "may only be used once". That guide names the errors
+        trigger_expired / trigger_exchanged; the fake answers with the methods' own codes."""
+        if not isinstance(trigger_id, str) or trigger_id not in self._triggers:
+            raise _Refused("invalid_trigger_id")
+        if trigger_id in self._used_triggers:
+            raise _Refused("exchanged_trigger_id")
+        if self.clock() - self._triggers[trigger_id] > TRIGGER_TTL:
+            raise _Refused("expired_trigger_id")
+        return trigger_id
 
     # ---- the channel & message model -----------------------------------------------------
     def _channel(self, channel_id: Any) -> dict:
@@ -459,11 +615,12 @@ class FakeSlack:
         self._postable(channel)
         if not any(a.get(k) for k in ("text", "blocks", "attachments")):
             raise _Refused("no_text")
+        _check_content(a)
         metadata = _metadata(a)
         msg: dict[str, Any] = {
             "type": "message",
             "ts": self._next_ts(),
-            "channel": channel,
+            "channel": _dm_of(channel),
             "text": a.get("text") or "",
             "blocks": a.get("blocks") or [],
             "user": self.bot_user_id,
@@ -479,6 +636,7 @@ class FakeSlack:
                 msg["subtype"] = "thread_broadcast"
         if metadata is not None:
             msg["metadata"] = metadata
+        channel = msg["channel"]
         parent = self._find(channel, msg.get("thread_ts", ""))
         if parent is not None and _is_top_level(parent):
             msg["parent_user_id"] = parent["user"]
@@ -508,6 +666,7 @@ class FakeSlack:
                 raise _Refused("user_not_in_channel")
         if not any(a.get(k) for k in ("text", "blocks", "attachments")):
             raise _Refused("no_text")
+        _check_content(a)
         self.ephemerals.append(
             {
                 "channel": channel,
@@ -550,10 +709,20 @@ class FakeSlack:
         return done
 
     def _update(self, channel: Any, a: dict) -> dict:
+        """chat.update (https://docs.slack.dev/reference/methods/chat.update, errors):
+        channel_not_found for a user ID instead of the DM's ID, message_not_found,
+        cant_update_message for a message the app did not post, no_text, and the content
+        rules of chat.postMessage."""
+        _not_a_user(channel)
         self._postable(channel)
         msg = self._find(channel, str(a.get("ts") or ""))
         if msg is None:
             raise _Refused("message_not_found")
+        if msg.get("user") != self.bot_user_id:
+            raise _Refused("cant_update_message")
+        if all(a.get(k) is None for k in ("text", "blocks", "attachments")):
+            raise _Refused("no_text")
+        _check_content(a)
         metadata = _metadata(a)
         for key in ("text", "blocks", "attachments"):
             if a.get(key) is not None:
@@ -564,6 +733,7 @@ class FakeSlack:
 
     def _history(self, channel: Any, a: dict) -> dict:
         self._readable(channel)
+        _not_a_user(channel)
         # Slack shows top-level messages and broadcast replies in the channel, newest first.
         shown = [
             m
@@ -579,6 +749,16 @@ class FakeSlack:
             "pin_count": 0,
             "response_metadata": {"next_cursor": cursor},
         }
+
+
+def _dm_of(channel: Any) -> Any:
+    """Where a message to `channel` lands: a user ID ("U…"/"W…") means the app's DM with that
+    user, whose ID is "D" + the user ID here (as conversations.open answers). chat.postMessage
+    reference, argument channel: a user ID posts to the app's DM (the `channel` answered is
+    the DM's ID)."""
+    if isinstance(channel, str) and channel[:1] in ("U", "W"):
+        return "D" + channel
+    return channel
 
 
 def _is_dm(channel: Any) -> bool:
@@ -604,12 +784,51 @@ def _public(msg: dict, with_metadata: bool) -> dict:
     return copy.deepcopy({k: v for k, v in msg.items() if k not in drop})
 
 
-def _view(a: dict, view_id: Any) -> dict:
-    """The `view` argument of views.* as Slack answers it: ``{"id": view_id, **view}``."""
+def _view(a: dict, view_id: Any, method: str) -> dict:
+    """The `view` argument of views.* as Slack answers it: ``{"id": view_id, **view}``.
+
+    An invalid view gets ``invalid_arguments`` with the details in
+    ``response_metadata.messages``: the views.* reference pages list invalid_arguments (not
+    invalid_blocks) and show that answer ("missing required field: title", views.push)."""
     view = a.get("view")
     if not isinstance(view, dict) or not view.get("type"):
         raise _Refused("invalid_arguments")
+    errors = view_errors(view, method)
+    if errors:
+        raise _Refused(
+            "invalid_arguments", {"response_metadata": {"messages": slack_messages(errors)}}
+        )
     return {"id": view_id, **{k: v for k, v in view.items() if k != "id"}}
+
+
+def _not_a_user(channel: Any) -> None:
+    """A user ID is not a conversation ID: chat.update's reference says "For direct messages,
+    ensure that this value is a DM ID (starts with D) instead of a User ID (starts with either
+    U or W)" (https://api.slack.com/methods/chat.update, argument channel); conversations.*
+    take a "Conversation ID" too. Only chat.postMessage / postEphemeral accept a user ID."""
+    if isinstance(channel, str) and channel[:1] in ("U", "W"):
+        raise _Refused("channel_not_found")
+
+
+def _check_content(a: dict) -> None:
+    """The message content rules shared by chat.postMessage / postEphemeral / update."""
+    blocks = a.get("blocks")
+    if isinstance(blocks, str) and blocks:
+        # chat.postMessage errors: invalid_blocks_format, "The blocks is not a valid JSON
+        # object or doesn't match the Block Kit syntax."
+        raise _Refused("invalid_blocks_format")
+    if blocks is not None:
+        errors = message_errors(blocks)
+        if errors:
+            # chat.postMessage errors: invalid_blocks ("Blocks submitted with this message are
+            # not valid"); Slack adds the details as below (slackapi/java-slack-sdk#1017).
+            raise _Refused(
+                "invalid_blocks",
+                {"errors": errors, "response_metadata": {"messages": slack_messages(errors)}},
+            )
+    text = a.get("text")
+    if isinstance(text, str) and len(text) > TEXT_MAX:
+        raise _Refused("msg_too_long")  # see TEXT_MAX
 
 
 def _metadata(a: dict) -> dict | None:
@@ -702,227 +921,3 @@ def _maybe_json(value: str) -> Any:
         except ValueError:
             pass
     return value
-
-
-# ---- signed requests for in-process Bolt dispatch ------------------------------------------
-def signed_request(
-    body: str,
-    signing_secret: str,
-    *,
-    content_type: str = "application/x-www-form-urlencoded",
-    timestamp: int | None = None,
-    extra_headers: dict | None = None,
-) -> AsyncBoltRequest:
-    """An AsyncBoltRequest signed like Slack does, for ``await app.async_dispatch(req)``."""
-    from slack_bolt.request.async_request import AsyncBoltRequest
-
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=ts, body=body)
-    headers = {
-        "content-type": content_type,
-        "x-slack-signature": signature,
-        "x-slack-request-timestamp": ts,
-        **(extra_headers or {}),
-    }
-    return AsyncBoltRequest(body=body, headers=headers)
-
-
-def slash_command_body(
-    text: str,
-    *,
-    command: str = "/otajob",
-    user_id: str = "U123",
-    user_name: str = "alice",
-    channel_id: str = "C123",
-    team_id: str = "T0001",
-    response_url: str,
-    trigger_id: str = "1.2.3",
-) -> str:
-    """A urlencoded slash-command payload as Slack sends it."""
-    return urlencode(
-        {
-            "token": "verification-token",
-            "team_id": team_id,
-            "team_domain": "fake",
-            "channel_id": channel_id,
-            "channel_name": "general",
-            "user_id": user_id,
-            "user_name": user_name,
-            "command": command,
-            "text": text,
-            "api_app_id": "A0001",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": trigger_id,
-        }
-    )
-
-
-def block_action_body(
-    action_id: str,
-    value: str,
-    *,
-    user_id: str = "U123",
-    user_name: str = "alice",
-    channel_id: str = "C123",
-    team_id: str = "T0001",
-    response_url: str | None,
-    message: dict | None = None,
-    block_id: str = "actions",
-    container: dict | None = None,
-    trigger_id: str = "1.2.3",
-    view: dict | None = None,
-) -> str:
-    """A ``payload=<json>`` block_actions body for a button click.
-
-    By default the button is in a channel message of `channel_id`. A `container` replaces
-    Slack's ``container`` object: a view container (``{"type": "view", "view_id": "V1"}``, a
-    Home tab or a modal) has no ``channel`` and carries a ``view`` (`view`, by default
-    ``{"id": view_id, "type": "home"}``). ``response_url`` is left out when None.
-    """
-    message_ts = (message or {}).get("ts", "1700000000.000100")
-    if container is None:
-        container = {
-            "type": "message",
-            "message_ts": message_ts,
-            "channel_id": channel_id,
-            "is_ephemeral": False,
-        }
-    payload: dict[str, Any] = {
-        "type": "block_actions",
-        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
-        "api_app_id": "A0001",
-        "token": "verification-token",
-        "container": container,
-        "trigger_id": trigger_id,
-        "team": {"id": team_id, "domain": "fake"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": block_id,
-                "value": value,
-                "type": "button",
-                "text": {"type": "plain_text", "text": action_id},
-                "action_ts": f"{time.time():.6f}",
-            }
-        ],
-    }
-    if container.get("type") == "view":
-        payload["view"] = view or {"id": container.get("view_id"), "type": "home"}
-    else:
-        payload["channel"] = {"id": channel_id, "name": "general"}
-    if response_url is not None:
-        payload["response_url"] = response_url
-    if message is not None:
-        payload["message"] = message
-    return urlencode({"payload": json.dumps(payload)})
-
-
-def view_submission_body(
-    callback_id: str,
-    *,
-    private_metadata: str = "",
-    values: dict,
-    user_id: str = "U123",
-    user_name: str = "alice",
-    team_id: str = "T0001",
-    view_id: str = "V0001",
-) -> str:
-    """A ``payload=<json>`` view_submission body for a modal submitted with ``values``
-    (``view.state.values``: ``{block_id: {action_id: {"type": ..., "value": ...}}}``)."""
-    payload: dict[str, Any] = {
-        "type": "view_submission",
-        "team": {"id": team_id, "domain": "fake"},
-        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
-        "api_app_id": "A0001",
-        "token": "verification-token",
-        "trigger_id": "1.2.4",
-        "view": {
-            "id": view_id,
-            "team_id": team_id,
-            "type": "modal",
-            "callback_id": callback_id,
-            "private_metadata": private_metadata,
-            "blocks": [],
-            "state": {"values": values},
-            "hash": "1700000000.abcdef",
-            "title": {"type": "plain_text", "text": "otajob"},
-            "previous_view_id": None,
-            "root_view_id": view_id,
-            "app_id": "A0001",
-            "external_id": "",
-            "app_installed_team_id": team_id,
-            "bot_id": BOT_ID,
-        },
-        "response_urls": [],
-        "enterprise": None,
-        "is_enterprise_install": False,
-    }
-    return urlencode({"payload": json.dumps(payload)})
-
-
-def event_body(
-    event: dict,
-    *,
-    event_id: str = "Ev0001",
-    team_id: str = "T0001",
-    api_app_id: str = "A0001",
-) -> str:
-    """The JSON of an Events API ``event_callback`` envelope around `event`; sign it with
-    ``signed_request(body, secret, content_type="application/json")``."""
-    return json.dumps(
-        {
-            "token": "verification-token",
-            "team_id": team_id,
-            "api_app_id": api_app_id,
-            "event": event,
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": team_id,
-                    "user_id": "UBOT",
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-        }
-    )
-
-
-def app_mention_event(
-    text: str,
-    *,
-    user: str = "U123",
-    channel: str = "C123",
-    ts: str = "1700000000.000200",
-    thread_ts: str | None = None,
-) -> dict:
-    """An ``app_mention`` event; `text` is used as is (include ``<@UBOT>`` yourself)."""
-    event = {
-        "type": "app_mention",
-        "user": user,
-        "text": text,
-        "ts": ts,
-        "channel": channel,
-        "event_ts": ts,
-    }
-    if thread_ts is not None:
-        event["thread_ts"] = thread_ts
-    return event
-
-
-def app_home_opened_event(user: str = "U123", tab: str = "home") -> dict:
-    """An ``app_home_opened`` event for `user` opening the `tab` ("home" or "messages")."""
-    return {
-        "type": "app_home_opened",
-        "user": user,
-        "channel": "D0001",
-        "tab": tab,
-        "event_ts": f"{time.time():.6f}",
-    }
