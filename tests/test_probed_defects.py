@@ -9,6 +9,7 @@ import json
 import time
 from urllib.parse import parse_qs, urlencode
 
+import httpx
 import pytest
 
 from bot.emulator import fixtures
@@ -245,8 +246,8 @@ async def test_channels_slack_would_not_check_are_named_not_hidden_nor_cached(
             now=now,
             expires_at=now + 86400,
         )
-    # Rate limited past the client's retries, for both channels.
-    fake_slack.fail_next("conversations.members", "ratelimited", count=6, retry_after=0)
+    # Rate limited past the client's retries (it tries three times).
+    fake_slack.fail_next("users.conversations", "ratelimited", count=3, retry_after=0)
     await command(runtime, fake_slack, "watches all")
     (answer,) = await fake_slack.wait_for_posts("r1")
     assert "2 channels with watches could not be checked" in dump(answer), dump(answer)
@@ -254,6 +255,9 @@ async def test_channels_slack_would_not_check_are_named_not_hidden_nor_cached(
     (answer,) = await fake_slack.wait_for_posts("r2")
     assert "could not be checked" not in dump(answer)
     assert "(2)" in dump(answer)
+    # One read of the person's channels answers for every watched channel.
+    assert len(fake_slack.calls_to("users.conversations")) == 4
+    assert fake_slack.calls_to("conversations.members") == []
 
 
 # --- 10. maps that only grow ------------------------------------------------------------------
@@ -331,3 +335,44 @@ async def test_a_cancel_carried_out_behind_an_unreadable_answer_is_recorded(
     assert row["outcome"] == "failed" and "InvalidResponse" in (row["error"] or "")
     (record,) = await fake_slack.wait_for_messages(CHANNEL)
     assert "no clear answer" in record["text"]
+
+
+# --- Slack's rate limits: a card is never left saying "running" -----------------------------
+
+
+async def test_a_final_card_slack_would_not_edit_is_edited_at_the_next_poll(emulator, fake_slack):
+    emulator.add_job(fixtures.make_job(J, JobStatus="IN_PROGRESS"))
+    runtime = await start_runtime(emulator, fake_slack, WATCH_POLL_SECONDS="1")
+    try:
+        await command(runtime, fake_slack, f"watch {J}")
+        await fake_slack.wait_for_posts("r1")
+        emulator.set_status(J, "COMPLETED")
+        # chat.update rate limited past slack_sdk's retries (it tries three times).
+        fake_slack.fail_next("chat.update", "ratelimited", count=3, retry_after=0)
+        await runtime.deps.watcher.poll(J, None)
+        (card,) = fake_slack.top_level(CHANNEL)
+        assert "Completed" not in json.dumps(card["blocks"])  # Slack refused the edit
+        assert [w.job_id for w in await runtime.store.live_watches()] == [J]  # not ended
+        await runtime.deps.watcher.poll(J, None)
+        (card,) = fake_slack.top_level(CHANNEL)
+        assert "Completed" in json.dumps(card["blocks"])
+        assert await runtime.store.live_watches() == []
+        replies = fake_slack.thread(CHANNEL, card["ts"])[1:]
+        assert len(replies) == 1  # the transition was told once
+    finally:
+        await runtime.aclose()
+
+
+async def test_an_answer_past_the_response_urls_five_uses_reaches_the_person(runtime, fake_slack):
+    """Slack takes five messages on a response_url; the sixth goes out as an ephemeral
+    message through the Web API instead of being lost."""
+    url = fake_slack.response_url("used")
+    async with httpx.AsyncClient() as http:
+        for n in range(5):
+            await http.post(url, json={"text": f"earlier answer {n}"})
+    await command(runtime, fake_slack, J, key="used")
+    posts = await fake_slack.wait_for_posts("used", 6)
+    assert posts[5].error is not None  # Slack refused the sixth
+    calls = await fake_slack.wait_for_calls("chat.postEphemeral")
+    shown = json.dumps(calls[0].args)
+    assert J in shown and calls[0].args["user"] == "U123" and calls[0].args["channel"] == CHANNEL

@@ -222,6 +222,10 @@ def test_usage_and_unexpected_render() -> None:
     assert_no_markup_from_data(usage)
     oops = RENDERER.render("unexpected", error_id="abc123", demo=False)
     assert "abc123" in oops.text
+    busy = RENDERER.render("unexpected", error_id="abc123", slack_error="ratelimited", demo=False)
+    assert "rate limited" in busy.text and "try again in a minute" in busy.text.lower()
+    refused = RENDERER.render("unexpected", error_id="x", slack_error="<!channel>", demo=True)
+    assert_no_markup_from_data(refused)
 
 
 def test_cut_never_splits_an_entity() -> None:

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 
 from ..deps import Deps
 from .replies import ephemeral
@@ -25,7 +26,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
         # Events and Home tab buttons have no response_url (Bolt passes a respond anyway).
         if respond is None or not body.get("response_url"):
             return
-        message = deps.renderer.render("unexpected", error_id=error_id, demo=deps.demo)
+        # Slack's own refusal (rate limited past the retries, say) is not a bug of ours:
+        # the person is told what Slack said and what to do.
+        slack_error = (
+            str(error.response.get("error") or "") if isinstance(error, SlackApiError) else ""
+        )
+        message = deps.renderer.render(
+            "unexpected", error_id=error_id, slack_error=slack_error, demo=deps.demo
+        )
         try:
             await ephemeral(respond)(message)
         except Exception:  # the funnel itself must never raise

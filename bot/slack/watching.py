@@ -14,7 +14,6 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ..bounded import gather_bounded
 from ..deps import Deps
 from ..iot.errors import IotError
 from ..job_ref import JobRef
@@ -174,51 +173,9 @@ async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool | None:
     return await is_member(deps.watcher.poster.client, channel_id, user_id)
 
 
-# Per app client (the runtime's own AsyncWebClient; Bolt gives each request a new one, so
-# callers pass deps.watcher.poster.client): (channel, user) -> member?, for a minute.
-# The Home tab and `watches all` ask about every watched channel each time; membership
-# rarely changes within a minute. Changing a watch always asks Slack. Only answers are
-# kept: a check that failed (rate limited past the retries, Slack down) is asked again.
-MEMBERSHIP_SECONDS = 60.0
-MEMBERSHIP_ENTRIES = 10_000
-MEMBERSHIP_CHECKS = 8  # conversations.members calls in flight for one listing
-_membership: weakref.WeakKeyDictionary[AsyncWebClient, TTLCache[tuple[str, str], bool]]
-_membership = weakref.WeakKeyDictionary()
-
-
-async def is_member(
-    client: AsyncWebClient, channel_id: str, user_id: str, *, cached: bool = False
-) -> bool | None:
-    """Whether a person is in a channel; None when Slack did not say (an error)."""
-    if not cached:
-        return await _ask_membership(client, channel_id, user_id)
-    known = _membership.get(client)
-    if known is None:
-        known = _membership[client] = TTLCache(MEMBERSHIP_ENTRIES, MEMBERSHIP_SECONDS)
-    if (channel_id, user_id) in known:
-        return known[(channel_id, user_id)]
-    member = await _ask_membership(client, channel_id, user_id)
-    if member is not None:
-        known[(channel_id, user_id)] = member
-    return member
-
-
-async def channels_of(
-    client: AsyncWebClient, channel_ids: Iterable[str], user_id: str
-) -> tuple[set[str], set[str]]:
-    """(the channels the person is in, the channels that could not be checked), asking
-    a few at a time."""
-    channels = sorted(set(channel_ids))
-    answers = await gather_bounded(
-        (lambda c=c: is_member(client, c, user_id, cached=True) for c in channels),
-        MEMBERSHIP_CHECKS,
-    )
-    member = {c for c, ok in zip(channels, answers, strict=True) if ok}
-    unknown = {c for c, ok in zip(channels, answers, strict=True) if ok is None}
-    return member, unknown
-
-
-async def _ask_membership(client: AsyncWebClient, channel_id: str, user_id: str) -> bool | None:
+async def is_member(client: AsyncWebClient, channel_id: str, user_id: str) -> bool | None:
+    """Whether a person is in one channel, asked afresh (changing a watch); None when
+    Slack did not say (an error)."""
     try:
         async for page in await client.conversations_members(channel=channel_id, limit=1000):
             if user_id in (page.get("members") or []):
@@ -232,6 +189,60 @@ async def _ask_membership(client: AsyncWebClient, channel_id: str, user_id: str)
         log.warning("cannot reach Slack to check %s: %s", channel_id, type(exc).__name__)
         return None
     return False
+
+
+# Per app client (the runtime's own AsyncWebClient; Bolt gives each request a new one, so
+# callers pass deps.watcher.poster.client): user -> the channels they are in, for a
+# minute. The Home tab and `watches all` ask about every watched channel each time, and
+# membership rarely changes within a minute. One users.conversations call (Tier 3, up to
+# 999 channels a page) answers for all of them, where conversations.members would cost a
+# call per channel (Tier 4: 2,000 watched channels would take Slack's limits 20 minutes).
+# Only answers are kept: a read that failed is asked again next time.
+MEMBERSHIP_SECONDS = 60.0
+MEMBERSHIP_PEOPLE = 10_000
+CHANNELS_PAGE = 999  # users.conversations' largest page
+_channels: weakref.WeakKeyDictionary[AsyncWebClient, TTLCache[str, frozenset[str]]]
+_channels = weakref.WeakKeyDictionary()
+
+
+async def channels_of(
+    client: AsyncWebClient, channel_ids: Iterable[str], user_id: str
+) -> tuple[set[str], set[str]]:
+    """(which of ``channel_ids`` the person is in, which could not be checked): the
+    public channels they are in and the private ones they share with the app."""
+    wanted = set(channel_ids)
+    if not wanted:
+        return set(), set()
+    known = _channels.get(client)
+    if known is None:
+        known = _channels[client] = TTLCache(MEMBERSHIP_PEOPLE, MEMBERSHIP_SECONDS)
+    theirs = known.get(user_id)
+    if theirs is None:
+        theirs = await _read_channels(client, user_id)
+        if theirs is None:
+            return set(), wanted
+        known[user_id] = theirs
+    return wanted & theirs, set()
+
+
+async def _read_channels(client: AsyncWebClient, user_id: str) -> frozenset[str] | None:
+    found: set[str] = set()
+    try:
+        pages = await client.users_conversations(
+            user=user_id,
+            types="public_channel,private_channel",
+            exclude_archived=True,
+            limit=CHANNELS_PAGE,
+        )
+        async for page in pages:
+            found.update(str(c.get("id")) for c in page.get("channels") or [])
+    except SlackApiError as exc:
+        log.warning("cannot read %s's channels: %s", user_id, exc.response.get("error"))
+        return None
+    except Exception as exc:  # no answer at all
+        log.warning("cannot reach Slack for %s's channels: %s", user_id, type(exc).__name__)
+        return None
+    return frozenset(found)
 
 
 ROUTES = {WatchJob: watch, UnwatchJob: unwatch, ListWatches: list_watches}

@@ -21,6 +21,9 @@ EVENT_TYPE = "otajob_post"
 # many pages (200 x 50: ten thousand messages since the intent, in a very busy channel).
 FIND_PAGE = 200
 FIND_MAX_PAGES = 50
+# chat.update answers that mean the card will never take an edit (docs.slack.dev,
+# chat.update "Errors"): trying again would change nothing.
+CARD_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 # Errors that mean "this channel cannot take our posts until a person acts".
 CHANNEL_ERRORS = frozenset(
     {"channel_not_found", "is_archived", "not_in_channel", "restricted_action"}
@@ -123,14 +126,19 @@ class SlackPoster:
             log.warning("could not look for an earlier post in %s: %s", channel, _error(exc))
         return None
 
-    async def update(self, channel: str, ts: str, message: Message) -> None:
-        """Edit a card in place; a card someone deleted is left alone."""
+    async def update(self, channel: str, ts: str, message: Message) -> bool:
+        """Edit a card in place. True when done, or when the card cannot be edited for good
+        (deleted, say: left alone); False when Slack refused for now (rate limited past the
+        retries, an error on its side): the caller tries again later."""
         try:
             await self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+            return True
         except SlackApiError as exc:
-            if _error(exc) in CHANNEL_ERRORS:
-                raise ChannelUnavailable(channel, _error(exc)) from None
-            log.warning("could not update card %s in %s: %s", ts, channel, _error(exc))
+            error = _error(exc)
+            if error in CHANNEL_ERRORS:
+                raise ChannelUnavailable(channel, error) from None
+            log.warning("could not update card %s in %s: %s", ts, channel, error)
+            return error in CARD_GONE
 
     async def direct_message(self, user: str, message: Message) -> bool:
         """A message in the app's DM with ``user``; False if Slack refused it."""

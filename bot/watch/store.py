@@ -61,6 +61,7 @@ watches = Table(
     Column("quiet", Boolean, nullable=False),
     Column("card_ts", String(32)),
     Column("told_status", String(32)),  # the last status this channel was told
+    Column("card_status", String(32)),  # the status its card shows (None: as told_status)
     Column("state", String(16), nullable=False),
     Column("note", Text),  # why it is paused or ended
     Column("ended_at", Float),
@@ -161,8 +162,10 @@ def _v3(sync_conn: Any) -> None:
 
 
 def _v4(sync_conn: Any) -> None:
-    """Actions are written before they run: where they were taken, and a heartbeat."""
+    """Actions are written before they run (where they were taken, and a heartbeat); a
+    watch knows what its card shows, so a card Slack would not update is tried again."""
     _add_missing_columns(sync_conn, action_log)
+    _add_missing_columns(sync_conn, watches)
 
 
 def _add_missing_columns(sync_conn: Any, table: Table) -> None:
@@ -212,6 +215,11 @@ class Watch:
     notify: tuple[str, ...] = ()
     alerting: bool = False
     alerts_sent: int = 0
+    card_status: str | None = None  # what the card shows; None: as told_status
+
+    @property
+    def card_shows(self) -> str | None:
+        return self.card_status or self.told_status
 
     @classmethod
     def from_row(cls, row: Any) -> Watch:
@@ -234,6 +242,7 @@ class Watch:
             notify=tuple(filter(None, (row.notify or "").split(","))),
             alerting=bool(row.alerting),
             alerts_sent=row.alerts_sent or 0,
+            card_status=row.card_status,
         )
 
 

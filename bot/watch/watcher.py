@@ -363,6 +363,7 @@ class Watcher:
         if watch.card_ts is None:  # the card was never confirmed: post (or find) it first
             await self._post_card(watch, result)
             watch = await self.store.get_watch(watch.id) or watch
+        shown = watch.card_shows
         transitions = diff(watch.told_status, result.job)
         for transition in transitions:
             if wanted(transition, watch.only):
@@ -370,10 +371,16 @@ class Watcher:
             else:
                 await self.store.set_watch(watch.id, told_status=transition.to_status)
         finished = result.job.is_finished
-        if transitions:
+        status = result.job.job_status
+        if transitions or shown != status:
             known = counts.peek()
             card = self.card(watch, result, ended=finished, counts=Counts(known) if known else None)
-            await self.poster.update(watch.channel_id, watch.card_ts or "", card)
+            if await self.poster.update(watch.channel_id, watch.card_ts or "", card):
+                await self.store.set_watch(watch.id, card_status=status)
+            elif finished:
+                # Slack would not edit the card (rate limited): the watch stays until the
+                # card shows the end, so a channel never keeps a card that says "running".
+                return
         if finished:
             await self.store.end_watch(watch.id, "finished", self._clock())
 
@@ -471,7 +478,9 @@ class Watcher:
         )
 
     async def _post_card(self, watch: Watch, result: JobResult) -> None:
-        await self._deliver(watch, "card", "card", self.card(watch, result), thread_ts=None)
+        shows = {"card_status": result.job.job_status}
+        card = self.card(watch, result)
+        await self._deliver(watch, "card", "card", card, thread_ts=None, watch_values=shows)
 
     async def _deliver(
         self,

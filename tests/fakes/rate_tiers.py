@@ -48,6 +48,7 @@ PER_MINUTE: dict[str, int | None] = {
     "files.completeUploadExternal": TIER[4],  # .../files.completeUploadExternal: Tier 4
     "usergroups.users.list": TIER[2],  # reference/methods/usergroups.users.list: Tier 2
     "users.info": TIER[4],  # reference/methods/users.info: Tier 4
+    "users.conversations": TIER[3],  # reference/methods/users.conversations: Tier 3
     "views.open": TIER[4],  # reference/methods/views.open: Tier 4
     "views.push": TIER[4],  # reference/methods/views.push: Tier 4
     "views.update": TIER[4],  # reference/methods/views.update: Tier 4

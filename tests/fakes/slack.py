@@ -481,6 +481,8 @@ class FakeSlack:
                 members = sorted(humans | ({self.bot_user_id} if ch["is_member"] else set()))
                 page, cursor = _page(members, a, key=str)
                 return {"members": page, "response_metadata": {"next_cursor": cursor}}
+            case "users.conversations":
+                return self._users_conversations(a)
             case "conversations.history":
                 return self._history(channel, a)
             case "conversations.replies":
@@ -730,6 +732,34 @@ class FakeSlack:
         if metadata is not None:
             msg["metadata"] = metadata
         return msg
+
+    def _users_conversations(self, a: dict) -> dict:
+        """users.conversations (docs.slack.dev/reference/methods/users.conversations):
+        "Browse the public channel membership of other users with the user parameter.
+        Private channel membership is only listed when the calling user, bot user, or app
+        shares membership"; ``types`` defaults to public_channel; ``limit`` at most 999;
+        is_member and num_members are omitted from the answer."""
+        user = str(a.get("user") or self.bot_user_id)
+        types = set(str(a.get("types") or "public_channel").split(","))
+        wanted = []
+        for ch in sorted(self.channels.values(), key=lambda c: c["id"]):
+            kind = "private_channel" if ch["is_private"] else "public_channel"
+            if kind not in types or user not in ch["members"]:
+                continue
+            if ch["is_private"] and not ch["is_member"]:
+                continue  # not shared with the app: not listed
+            if _truthy(a.get("exclude_archived")) and ch["is_archived"]:
+                continue
+            info = self._info(ch)
+            wanted.append({k: v for k, v in info.items() if k not in ("is_member", "num_members")})
+        try:
+            limit = int(a.get("limit") or 100)
+        except (TypeError, ValueError):
+            limit = 100
+        if limit > 999:
+            raise _Refused("invalid_limit")
+        page, cursor = _page(wanted, a | {"limit": limit}, key=lambda c: c["id"])
+        return {"channels": page, "response_metadata": {"next_cursor": cursor}}
 
     def _history(self, channel: Any, a: dict) -> dict:
         self._readable(channel)
