@@ -8,7 +8,8 @@
 5. Peak RSS.
 
 Then bench/watchers.py: 1,000 watches polled under the quota share (its own table), and
-bench/triage.py: device counts of a 100,000-device batch, 10,000 failed devices, the CSV.
+bench/triage.py: device counts of a 100,000-device batch, 10,000 failed devices, the CSV,
+and bench/membership.py: `watches all` and the Home tab with 2,000 watched channels.
 
 Not a test: it asserts nothing about timing, but says clearly which target it missed.
 """
@@ -370,6 +371,10 @@ def main() -> None:
     from bench.triage import main as triage
 
     asyncio.run(triage())
+    print()
+    from bench.membership import main as membership
+
+    membership()
 
 
 if __name__ == "__main__":

@@ -376,3 +376,29 @@ async def test_an_answer_past_the_response_urls_five_uses_reaches_the_person(run
     calls = await fake_slack.wait_for_calls("chat.postEphemeral")
     shown = json.dumps(calls[0].args)
     assert J in shown and calls[0].args["user"] == "U123" and calls[0].args["channel"] == CHANNEL
+
+
+async def test_card_links_are_kept_for_the_most_recent_cards_only(runtime, fake_slack, monkeypatch):
+    from bot.slack import events
+    from bot.watch.store import Watch
+
+    monkeypatch.setattr(events, "PERMALINKS_KEPT", 10)
+    client = runtime.deps.watcher.poster.client
+    events._permalinks.pop(client, None)
+    base = dict(job_id=J, instance_id=None, channel_id=CHANNEL, created_by="U1")
+    for n in range(15):
+        watch = Watch(
+            id=n,
+            **base,
+            created_by_name="a",
+            created_at=0.0,
+            expires_at=0.0,
+            only=frozenset(),
+            quiet=False,
+            card_ts=f"1700000000.{n:06d}",
+            told_status=None,
+            state="ended",
+            note=None,
+        )
+        assert (await events._permalink(client, watch) or "").startswith("https://")
+    assert len(events._permalinks[client]) == 10

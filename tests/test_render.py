@@ -14,6 +14,7 @@ from bot.emulator import fixtures
 from bot.iot.errors import IotApiError, error_kind
 from bot.iot.models import OtaJob
 from bot.render import Renderer, RenderError, cut, slack_escape, validate_blocks
+from tests.fakes.block_kit import message_errors, view_errors
 
 RENDERER = Renderer()
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
@@ -89,6 +90,8 @@ def assert_no_markup_from_data(message) -> None:
     for text in mrkdwn_texts(message):
         stripped = CHANNEL_LINK.sub("", DATE_TOKEN.sub("", text))
         assert "<" not in stripped and ">" not in stripped, text
+    # And Slack would take it: the fake Slack's Block Kit rules, from Slack's docs.
+    assert message_errors(message.blocks) == [], message_errors(message.blocks)
 
 
 def render_job(data: dict, **overrides):
@@ -527,6 +530,8 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
         from bot.render import Message
 
         assert_no_markup_from_data(Message(text="view", blocks=view["blocks"]))
+        method = "views.publish" if view["type"] == "home" else "views.open"
+        assert view_errors(view, method) == [], view_errors(view, method)
 
 
 @pytest.mark.parametrize(
