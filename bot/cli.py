@@ -34,15 +34,17 @@ def parser() -> argparse.ArgumentParser:
 
 async def show_job(args: argparse.Namespace, settings: IotSettings, out: TextIO) -> int:
     renderer = Renderer()
-    for checked in (check_job_id(args.job_id), args.instance and check_instance_id(args.instance)):
+    # What is sent is what was checked: the cleaned IDs (quotes and backticks off).
+    job_id = check_job_id(args.job_id)
+    instance = check_instance_id(args.instance) if args.instance else settings.iot_instance_id
+    for checked in (job_id, instance):
         if isinstance(checked, BadInput):
             message = renderer.render("bad_input", **vars(checked), demo=False)
             print(_unescape(message.text).replace("`", ""), file=sys.stderr)
             return 2
     iot = await build_iot(settings)
-    instance = args.instance or settings.iot_instance_id
     try:
-        result = await iot.client.query_ota_job(args.job_id, instance_id=instance)
+        result = await iot.client.query_ota_job(job_id, instance_id=instance)
     except IotError as error:
         print(f"Code: {error.code}", file=sys.stderr)
         print(f"Message: {error.message}", file=sys.stderr)
@@ -53,7 +55,7 @@ async def show_job(args: argparse.Namespace, settings: IotSettings, out: TextIO)
     if args.json:
         out.write(json.dumps(result.raw, ensure_ascii=False, indent=2) + "\n")
     else:
-        context = {"job": result.job, "job_id": args.job_id, "demo": iot.demo}
+        context = {"job": result.job, "job_id": job_id, "demo": iot.demo}
         out.write(
             renderer.text(
                 "job", **context, request_id=result.request_id, instance_id=instance

@@ -201,3 +201,34 @@ async def test_a_write_is_retried_only_when_it_surely_did_not_run(
     else:
         assert await client.cancel_tasks(JOB, frozenset({"queued"}))
     assert emulator.count("CancelOTATaskByJob") == calls
+
+
+@pytest.mark.parametrize(
+    ("kind", "error_type", "may_have_run"),
+    [
+        ("malformed", IotBadResponse, True),  # something answered: it may have run
+        ("reset", IotTransportError, True),  # the connection broke after sending
+        ("server_error", IotUnavailable, True),
+        ("business", IotApiError, False),  # a clear refusal
+        ("throttle", IotThrottled, False),  # refused before it ran
+    ],
+)
+async def test_a_failed_write_says_whether_it_may_have_run(
+    make_client, emulator, kind, error_type, may_have_run
+) -> None:
+    """error.may_have_run tells the Slack layer whether a failed cancel may have gone
+    through all the same."""
+    client = make_client(retry=RetryPolicy(attempts=1))
+    emulator.fail_next(kind, action="CancelOTATaskByJob")
+    with pytest.raises(error_type) as info:
+        await client.cancel_tasks(JOB, frozenset({"queued"}))
+    assert info.value.may_have_run is may_have_run
+
+
+async def test_a_write_that_never_left_did_not_run(make_client, emulator) -> None:
+    """No connection at all: the cancel surely did not run, so it was retried."""
+    await emulator.stop()
+    client = make_client(retry=RetryPolicy(attempts=2, backoff_seconds=0.01))
+    with pytest.raises(IotTransportError) as info:
+        await client.cancel_tasks(JOB, frozenset({"queued"}))
+    assert info.value.code == "ConnectionError" and info.value.may_have_run is False

@@ -3,7 +3,8 @@
 Each attempt takes a slot from the account's quota limiter, is signed afresh (new nonce,
 new timestamp) and is classified into a typed error. Throttling, 5xx, timeouts and
 connection failures are retried with exponential backoff and jitter, honouring
-``x-acs-retry-after``, within a bounded total time.
+``x-acs-retry-after``, within a bounded total time. Each attempt, reading the whole answer
+included, has a deadline of its own, and any answer that cannot be read is IotBadResponse.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +36,6 @@ from .errors import (
     IotBadResponse,
     IotCredentialsError,
     IotError,
-    IotThrottled,
     IotTransportError,
     IotUnavailable,
     api_error,
@@ -61,6 +63,9 @@ CANCEL_FLAGS = {
     "scheduled": "CancelScheduledTask",
     "unconfirmed": "CancelUnconfirmedTask",
 }
+# The documented answers nest 6 deep; far deeper JSON is not the API's, and would make
+# later code (validation, rendering) hit Python's recursion limit.
+MAX_JSON_DEPTH = 32
 log = logging.getLogger(__name__)
 # httpx logs every request's full URL at INFO; with V2 signing that URL carries the
 # Signature and an STS SecurityToken. Keep that line out of any log.
@@ -78,34 +83,97 @@ class RetryPolicy:
     backoff_seconds: float = 0.2
     max_backoff_seconds: float = 5.0
     max_retry_after_seconds: float = 10.0  # the gateway's own hint, within the total budget
+    # One attempt, sending to the last byte of the answer. httpx's timeout bounds each
+    # read only: a gateway dripping a byte a second would hold the caller forever.
+    attempt_seconds: float = 10.0
+
+
+def _delay(value: Any) -> float | None:
+    """A usable wait in seconds, or None: NaN, infinite or negative is no hint at all (a
+    NaN sleep corrupts the event loop's timer order)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("x-acs-retry-after")
     try:
         # Documented only as "how long to wait"; values seen are milliseconds.
-        return float(value) / 1000 if value else None
+        return _delay(float(value) / 1000) if value else None
     except ValueError:
         return None
+
+
+def _header_request_id(response: httpx.Response) -> str | None:
+    return response.headers.get("x-acs-request-id") or None
+
+
+def unreadable(response: httpx.Response, why: str) -> IotError:
+    """The error for an answer that is not the API's. Under 5xx it is a proxy's page or
+    the platform's trouble, worth retrying; otherwise IotBadResponse."""
+    status = response.status_code
+    message = f"HTTP {status} with {why}"
+    rid = _header_request_id(response)
+    if status >= 500:
+        return IotUnavailable(f"HTTP{status}", message, rid, http_status=status)
+    return IotBadResponse("InvalidResponse", message, rid, http_status=status)
+
+
+class _BadNumber(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> float:
+    raise _BadNumber(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 becomes inf, which no count or int() survives
+        raise _BadNumber(f"{text[:20]} is out of range")
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def parse_response(response: httpx.Response) -> dict[str, Any]:
     """The body of a successful call, or a typed error for everything else."""
     try:
-        body = json.loads(response.content)
-    except ValueError:
-        snippet = response.text[:120].strip().replace("\n", " ")
-        message = f"HTTP {response.status_code} with a body that is not JSON: {snippet!r}"
-        if response.status_code >= 500:  # a proxy's 502/504 page: worth retrying
-            raise IotUnavailable(
-                f"HTTP{response.status_code}", message, http_status=response.status_code
-            ) from None
-        raise IotBadResponse("InvalidResponse", message, http_status=response.status_code) from None
+        body = json.loads(
+            response.content, parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except RecursionError:
+        raise unreadable(response, "JSON nested too deep to read") from None
+    except _BadNumber as exc:
+        raise unreadable(response, f"a number that cannot be read: {exc}") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, an int of too many digits
+        # Not response.text: a charset it names (utf-16, say) may not decode either.
+        snippet = response.content[:120].decode("utf-8", "replace").strip().replace("\n", " ")
+        raise unreadable(response, f"a body that is not JSON: {snippet!r}") from None
+    if isinstance(body, dict | list) and _too_deep(body):
+        raise unreadable(response, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(body, dict):
         raise IotBadResponse(
-            "InvalidResponse", "the JSON body is not an object", None, response.status_code
+            "InvalidResponse",
+            "the JSON body is not an object",
+            _header_request_id(response),
+            response.status_code,
         )
+    # A RequestId that is not text is no RequestId (the models take text only).
     request_id = body.get("RequestId")
+    if not isinstance(request_id, str) or not request_id:
+        request_id = _header_request_id(response)
+        body["RequestId"] = request_id
     # IoT business errors say Success: false with ErrorMessage, under HTTP 200 or not;
     # gateway errors say Code and Message under 4xx/5xx.
     if response.is_success and body.get("Success", True) is not False:
@@ -124,10 +192,29 @@ class _WaitRetryAfterOrBackoff:
 
     def __call__(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        hint = getattr(error, "retry_after", None)
+        hint = _delay(getattr(error, "retry_after", None))
         if hint:
-            return min(float(hint), self._max)
+            return min(hint, self._max)
         return self._backoff(state)
+
+
+class _Budget:
+    """One call's time. An attempt may take attempt_seconds from when it is sent (a wait
+    for the quota is ours, not the gateway's), cut to what is left of total_seconds
+    counted from the first send. A total of 0 means no retries, not no time."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._ends: float | None = None
+
+    def seconds_for_attempt(self) -> float:
+        """For the attempt about to be sent; 0 when nothing is left."""
+        policy, now = self._policy, time.monotonic()
+        if self._ends is None:
+            self._ends = now + policy.total_seconds
+            if policy.total_seconds <= 0:
+                return policy.attempt_seconds
+        return max(0.0, min(policy.attempt_seconds, self._ends - now))
 
 
 class IotClient:
@@ -172,13 +259,14 @@ class IotClient:
             before_sleep=self._log_retry,
             reraise=True,
         )
+        budget = _Budget(self._retry)
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(action, params, priority)
+                return await self._attempt(action, params, priority, budget)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _attempt(
-        self, action: str, params: dict[str, str], priority: Priority
+        self, action: str, params: dict[str, str], priority: Priority, budget: _Budget
     ) -> dict[str, Any]:
         try:
             credential = await self._credentials.get()
@@ -199,7 +287,24 @@ class IotClient:
         )
         try:
             async with self._limiter.slot(priority):
-                response = await self._http.post(url, auth=auth)
+                seconds = budget.seconds_for_attempt()
+                if seconds <= 0:
+                    raise IotTransportError(
+                        "Timeout",
+                        "the retry budget ran out while waiting for a place in the API quota",
+                        sent=False,
+                    )
+                try:
+                    async with asyncio.timeout(seconds):
+                        response = await self._send(url, auth)
+                except TimeoutError:
+                    raise IotTransportError(
+                        "Timeout", f"no complete answer from {url.host} within {seconds:g} s"
+                    ) from None
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):  # no connection: never sent
+            raise IotTransportError(
+                "Timeout", f"could not connect to {url.host} in time", sent=False
+            ) from None
         except httpx.TimeoutException:
             raise IotTransportError("Timeout", f"no answer from {url.host} in time") from None
         except httpx.ConnectError as exc:  # no connection: the request never left
@@ -211,6 +316,20 @@ class IotClient:
                 "ConnectionLost", f"lost the connection to {url.host}: {type(exc).__name__}"
             ) from None
         return parse_response(response)
+
+    async def _send(self, url: httpx.URL, auth: httpx.Auth) -> httpx.Response:
+        """POST and read the whole answer. Streamed, so a body that does not decode (a
+        Content-Encoding it does not follow) still has its status and headers."""
+        async with self._http.stream("POST", url, auth=auth) as response:
+            try:
+                await response.aread()
+            except httpx.DecodingError as exc:  # a RequestError, yet no TransportError
+                encoding = response.headers.get("content-encoding", "none")
+                raise unreadable(
+                    response,
+                    f"a body that does not decode (Content-Encoding {encoding!r}): {str(exc)[:80]}",
+                ) from None
+        return response
 
     @staticmethod
     def _log_retry(state: RetryCallState) -> None:
@@ -355,11 +474,9 @@ def _retryable(error: BaseException) -> bool:
 
 
 def _safe_to_retry_write(error: BaseException) -> bool:
-    # A timeout, a broken connection or a 5xx may hide a cancel that took effect: the
-    # person decides again. Only "no connection at all" surely did not run.
-    return isinstance(error, IotThrottled) or (
-        isinstance(error, IotTransportError) and error.code == "ConnectionError"
-    )
+    # A timeout, a broken connection, a 5xx or an unreadable answer may hide a cancel that
+    # took effect: the person decides again. Only throttled or never sent surely did not run.
+    return isinstance(error, IotError) and error.retryable and not error.may_have_run
 
 
 def _scoped(params: dict[str, str], instance_id: str | None) -> dict[str, str]:
@@ -374,8 +491,20 @@ def _rows(value: Any, inner: str) -> list[Any]:
 
 
 def _page_meta(body: dict[str, Any]) -> dict[str, Any]:
-    try:
-        total = int(body.get("Total") or 0)
-    except (TypeError, ValueError):
-        total = 0
-    return {"total": total, "request_id": body.get("RequestId")}
+    return {"total": _count(body, "Total"), "request_id": body.get("RequestId")}
+
+
+def _count(body: dict[str, Any], field: str) -> int:
+    """A count the API sent; absent is 0. Anything but a whole number >= 0 is an answer
+    we cannot read: a made-up 0 would tell a person no device failed."""
+    value = body.get(field)
+    if value is None or value == "":
+        return 0
+    digits = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19
+    if digits or (isinstance(value, float) and value.is_integer()):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise IotBadResponse(
+        "InvalidResponse", f"{field} is not a count: {str(value)[:40]!r}", body.get("RequestId")
+    )

@@ -10,16 +10,32 @@ RETRYABLE_CODES = frozenset({"InternalError", "ServiceUnavailable", "UnknownErro
 # SignatureDoesNotMatch echoes the server's StringToSign, which holds the AccessKeyId
 # (and every signed value). Nothing after that marker is ever logged or shown.
 _STRING_TO_SIGN = re.compile(r"(string\s*to\s*sign|stringtosign).*", re.IGNORECASE | re.DOTALL)
+# A gateway or proxy error may quote the request: V2 carries SecurityToken and Signature
+# in the URL, V3 the token and Credential in headers. Values end at a separator, also
+# URL-encoded ones (%26 is "&").
+_SECRET_VALUE = re.compile(
+    r"(?P<key>\b(?:SecurityToken|x-acs-security-token|Signature|AccessKeyId|Credential))"
+    r"(?P<sep>\s*(?:=|:|%3D)\s*)"
+    r"(?:(?!%26)[^&\s\"'<>,;\\])+",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
 
 
-def redact(message: str) -> str:
-    return _STRING_TO_SIGN.sub(r"\1 [redacted]", message)
+def redact(text: str) -> str:
+    """The one place secrets are taken out of an error's text (applied to every IotError)."""
+    text = _STRING_TO_SIGN.sub(rf"\1 {REDACTED}", text)
+    return _SECRET_VALUE.sub(rf"\g<key>\g<sep>{REDACTED}", text)
 
 
 class IotError(Exception):
     """Any failure to get an answer from the IoT API."""
 
     retryable = False
+    # Whether the API may have carried the call out, which matters for a write (cancel,
+    # re-upgrade): True unless the error shows the call was refused or never sent. An
+    # error of unknown origin says True, the safe assumption.
+    may_have_run = True
 
     def __init__(
         self,
@@ -29,9 +45,9 @@ class IotError(Exception):
         http_status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        self.code = code
+        self.code = redact(code)
         self.message = redact(message)
-        self.request_id = request_id
+        self.request_id = redact(request_id) if request_id else None
         self.http_status = http_status
         self.retry_after = retry_after
         super().__init__(str(self))
@@ -44,6 +60,8 @@ class IotError(Exception):
 class IotApiError(IotError):
     """The API answered with an error Code (gateway or IoT business error)."""
 
+    may_have_run = False  # a clear refusal: the action did not run
+
 
 class IotThrottled(IotApiError):
     retryable = True
@@ -53,6 +71,11 @@ class IotUnavailable(IotApiError):
     """5xx, InternalError, ServiceUnavailable: the platform's side, worth retrying."""
 
     retryable = True
+    may_have_run = True  # it may have failed after the action ran
+
+
+# A transport error with this code never reached the gateway.
+NOT_SENT = "ConnectionError"
 
 
 class IotTransportError(IotError):
@@ -60,13 +83,31 @@ class IotTransportError(IotError):
 
     retryable = True
 
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+        *,
+        sent: bool | None = None,
+    ) -> None:
+        super().__init__(code, message, request_id, http_status, retry_after)
+        # A timeout or a dropped connection may hide an action that ran.
+        self.may_have_run = code != NOT_SENT if sent is None else sent
+
 
 class IotBadResponse(IotError):
     """An answer that is not the JSON the API documents (a proxy's HTML page, say)."""
 
+    may_have_run = True  # something answered: the action may have run behind it
+
 
 class IotCredentialsError(IotError):
     """No usable credentials: Alibaba's chain found none, or refreshing them failed."""
+
+    may_have_run = False  # nothing was sent
 
 
 def api_error(

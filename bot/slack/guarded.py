@@ -25,7 +25,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..deps import Deps
-from ..iot.errors import IotBadResponse, IotError, IotTransportError, IotUnavailable
+from ..iot.errors import IotError
 from ..iot.models import OtaJob
 from ..job_ref import JobRef
 from ..render import Message
@@ -163,7 +163,9 @@ class Action:
     def failed(self, error: IotError, *, wrote: bool = True) -> None:
         """A write (or the read before it, ``wrote=False``) failed with ``error``."""
         self.error = self.error or error
-        self.uncertain = self.uncertain or (wrote and _may_have_run(error))
+        # No clear answer (a timeout, a dropped connection, a 5xx, a page that is not the
+        # API's): the write may have taken effect, so the record must not say nothing changed.
+        self.uncertain = self.uncertain or (wrote and error.may_have_run)
         if error.request_id:
             self.request_ids.append(error.request_id)
 
@@ -348,13 +350,6 @@ async def report_interrupted_forever(deps: Deps, every: float = ACTION_STALE_SEC
             log.exception("could not report interrupted actions")
         stale_before = None
         await asyncio.sleep(every)
-
-
-def _may_have_run(error: IotError | None) -> bool:
-    """No clear answer (a timeout, a dropped connection, a 5xx, a page that is not the
-    API's): the write may have taken effect all the same, so the record must not say
-    that nothing changed."""
-    return isinstance(error, IotTransportError | IotUnavailable | IotBadResponse)
 
 
 async def _post_in_threads(
