@@ -91,6 +91,27 @@ async def make_client(emulator):
         await http.aclose()
 
 
+@pytest.fixture
+async def started(emulator, fake_slack):
+    """Start runtimes with some settings (``await started(OTAJOB_ACTIONS="cancel")``);
+    each is closed after the test."""
+    from bot.runtime import build_runtime
+
+    opened = []
+
+    async def start(**settings: str):
+        built = await build_runtime(
+            app_settings(emulator, fake_slack, **settings),
+            credentials=StaticCredentials(CREDENTIAL),
+        )
+        opened.append(built)
+        return built
+
+    yield start
+    for built in opened:
+        await built.aclose()
+
+
 def app_settings(emulator: IotEmulator, fake: FakeSlack, **extra: str) -> Settings:
     return load_settings(
         {

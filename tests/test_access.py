@@ -19,21 +19,6 @@ JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 OURS, THEIRS = "T0001", "T0OTHER"  # T0001: the fakes' team
 
 
-@pytest.fixture
-async def started(emulator, fake_slack):
-    """Start a runtime with some settings; closed after the test."""
-    opened = []
-
-    async def start(**settings: str):
-        built = await start_runtime(emulator, fake_slack, **settings)
-        opened.append(built)
-        return built
-
-    yield start
-    for built in opened:
-        await built.aclose()
-
-
 def ack_body(response) -> dict:
     assert response.status == 200
     return json.loads(response.body)

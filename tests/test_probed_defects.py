@@ -42,21 +42,6 @@ async def runtime(emulator, fake_slack):
     await built.aclose()
 
 
-@pytest.fixture
-async def started(emulator, fake_slack):
-    """Start a runtime with other settings; closed after the test."""
-    opened = []
-
-    async def start(**settings: str):
-        built = await start_runtime(emulator, fake_slack, **settings)
-        opened.append(built)
-        return built
-
-    yield start
-    for built in opened:
-        await built.aclose()
-
-
 def wire_text(request) -> str:
     """The `text` field of a slash command as the builder sent it."""
     return parse_qs(request.raw_body, keep_blank_values=True)["text"][0]
