@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -103,13 +104,17 @@ class Runtime:
     store: Store
     settings: Settings
 
+    # When it was built, before serving anything: on SQLite, actions begun before this
+    # moment belonged to a process that is gone.
+    built_at: float = field(default_factory=time.time)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
         """Start background work: the watcher's poll loop, and reporting write actions
         that a crash interrupted (at start, then every minute)."""
         self.deps.watcher.start()
-        self._background.append(asyncio.create_task(report_interrupted_forever(self.deps)))
+        reporting = report_interrupted_forever(self.deps, started_at=self.built_at)
+        self._background.append(asyncio.create_task(reporting))
 
     async def aclose(self) -> None:
         for task in self._background:

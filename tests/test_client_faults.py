@@ -338,3 +338,28 @@ def test_the_wait_never_uses_a_non_finite_hint(hint) -> None:
     state.set_exception((IotThrottled, error, None))
     wait = _WaitRetryAfterOrBackoff(policy)(state)
     assert math.isfinite(wait) and 0 <= wait <= 0.02
+
+
+def test_quoted_secrets_are_redacted_too() -> None:
+    """JSON or header dumps quote keys and values; the values still go."""
+    from bot.iot.errors import redact
+
+    for text in (
+        f'{{"SecurityToken":"{TOKEN}"}}',
+        f"'x-acs-security-token': '{TOKEN}'",
+        f"AccessKeySecret={TOKEN}",
+    ):
+        assert TOKEN not in redact(text), redact(text)
+
+
+async def test_a_write_is_not_sent_without_time_for_its_answer(server, client_for) -> None:
+    """Throttled, a cancel waits to try again; when too little of the budget is left to
+    get an answer, it is not sent at all, and the error says it did not run (sending it
+    would turn a clear "not canceled" into "may have been canceled")."""
+    throttled = json.dumps({"RequestId": "R1", "Code": "Throttling.User", "Message": "slow down"})
+    server.script = [raw(throttled, status=400, headers={"x-acs-retry-after": "1000"})]
+    policy = RetryPolicy(attempts=3, total_seconds=3.5, backoff_seconds=0.01)
+    with pytest.raises(IotError) as info:
+        await client_for(policy).cancel_tasks(JOB, frozenset({"queued"}))
+    assert len(server.calls) == 1
+    assert info.value.may_have_run is False

@@ -185,9 +185,18 @@ def test_parse_command(text, expected) -> None:
             BadInput("whole_channel", "<!channel>"),
         ),
         (f"watch {J} &lt;#C0ABC&gt;", BadInput("bad_channel", "<#C0ABC>")),
-        (f"watch {J} alert failed&gt;5 notify <#C0ABC|ops>", BadInput("plain_mention", "<#C0ABC>")),
+        (f"watch {J} alert failed&gt;5 notify <#C0ABC|ops>", BadInput("missing_notify")),
     ],
 )
 def test_parse_command_reads_slack_escaped_text(slack_text, expected) -> None:
     """What a person typed is read back from Slack's escaped text, once."""
     assert parse_command(slack_text) == expected
+
+
+def test_a_channel_after_notify_is_the_watchs_channel() -> None:
+    """Options come in any order: a channel picked after the people to notify is where
+    the watch goes, not someone to page."""
+    text = f"watch {J} alert failed&gt;5% notify <@U0ONCALL1|ann> <#C0OPS|ops>"
+    assert parse_command(text) == WatchJob(
+        J, "C0OPS", alert=AlertRule(5, True), notify=("U0ONCALL1",)
+    )

@@ -387,3 +387,50 @@ async def test_card_links_are_kept_for_the_most_recent_cards_only(runtime, fake_
         )
         assert (await events._permalink(client, watch) or "").startswith("https://")
     assert len(events._permalinks[client]) == 10
+
+
+async def test_an_interrupted_action_that_could_not_be_told_is_told_next_round(
+    runtime, fake_slack, monkeypatch
+):
+    from bot.slack import guarded
+
+    store = runtime.store
+    await store.start_action(
+        at=100.0,
+        team_id="T0001",
+        user_id="U123",
+        user_name="alice",
+        action="cancel",
+        job_id=J,
+        instance_id=None,
+        channel_id=CHANNEL,
+        detail={"cancel": ["queued"], "done": [], "dynamic": False, "finished": False},
+    )
+    real = guarded._tell_everyone
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(guarded, "_tell_everyone", broken)
+    assert await guarded.report_interrupted(runtime.deps, stale_before=200.0) == 0
+    monkeypatch.setattr(guarded, "_tell_everyone", real)
+    assert await guarded.report_interrupted(runtime.deps, stale_before=200.0) == 1
+    (record,) = await fake_slack.wait_for_messages(CHANNEL)
+    assert "when otajob stopped" in record["text"]
+    assert await guarded.report_interrupted(runtime.deps, stale_before=300.0) == 0
+
+
+async def test_a_final_card_slack_refuses_for_good_does_not_keep_the_watch(emulator, fake_slack):
+    """Only a refusal about timing keeps a finished watch for another try; any other
+    (here the card's message is gone) ends it as usual."""
+    emulator.add_job(fixtures.make_job(J, JobStatus="IN_PROGRESS"))
+    runtime = await start_runtime(emulator, fake_slack, WATCH_POLL_SECONDS="1")
+    try:
+        await command(runtime, fake_slack, f"watch {J}")
+        await fake_slack.wait_for_posts("r1")
+        emulator.set_status(J, "COMPLETED")
+        fake_slack.fail_next("chat.update", "message_not_found")
+        await runtime.deps.watcher.poll(J, None)
+        assert await runtime.store.live_watches() == []
+    finally:
+        await runtime.aclose()

@@ -54,6 +54,9 @@ from .quota import Priority, SlidingWindowLimiter
 
 API_VERSION = "2018-01-20"
 MAX_PAGE_SIZE = 100
+# A write is sent only with at least this long to get its answer (or a whole attempt's
+# time, if that is shorter).
+MIN_WRITE_SECONDS = 3.0
 REUPGRADE_BATCH = 10  # ReupgradeOTATask takes 1 to 10 TaskIds
 # Our names for CancelOTATaskByJob's flags.
 CANCEL_FLAGS = {
@@ -207,6 +210,14 @@ class _Budget:
         self._policy = policy
         self._ends: float | None = None
 
+    @property
+    def full(self) -> float:
+        """What one attempt may take at most (the first one always gets it)."""
+        policy = self._policy
+        if policy.total_seconds <= 0:
+            return policy.attempt_seconds
+        return min(policy.attempt_seconds, policy.total_seconds)
+
     def seconds_for_attempt(self) -> float:
         """For the attempt about to be sent; 0 when nothing is left."""
         policy, now = self._policy, time.monotonic()
@@ -262,11 +273,17 @@ class IotClient:
         budget = _Budget(self._retry)
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(action, params, priority, budget)
+                return await self._attempt(action, params, priority, budget, write=write)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _attempt(
-        self, action: str, params: dict[str, str], priority: Priority, budget: _Budget
+        self,
+        action: str,
+        params: dict[str, str],
+        priority: Priority,
+        budget: _Budget,
+        *,
+        write: bool = False,
     ) -> dict[str, Any]:
         try:
             credential = await self._credentials.get()
@@ -288,7 +305,9 @@ class IotClient:
         try:
             async with self._limiter.slot(priority):
                 seconds = budget.seconds_for_attempt()
-                if seconds <= 0:
+                # A write sent with almost no time left would time out and leave "it may
+                # have run" where "it was not sent" is the truth: do not send it at all.
+                if seconds <= 0 or (write and seconds < min(MIN_WRITE_SECONDS, budget.full)):
                     raise IotTransportError(
                         "Timeout",
                         "the retry budget ran out while waiting for a place in the API quota",

@@ -14,8 +14,9 @@ _STRING_TO_SIGN = re.compile(r"(string\s*to\s*sign|stringtosign).*", re.IGNORECA
 # in the URL, V3 the token and Credential in headers. Values end at a separator, also
 # URL-encoded ones (%26 is "&").
 _SECRET_VALUE = re.compile(
-    r"(?P<key>\b(?:SecurityToken|x-acs-security-token|Signature|AccessKeyId|Credential))"
-    r"(?P<sep>\s*(?:=|:|%3D)\s*)"
+    r"(?P<key>\b(?:SecurityToken|x-acs-security-token|Signature|AccessKeyId|AccessKeySecret"
+    r"|Credential)[\"']?)"
+    r"(?P<sep>\s*(?:=|:|%3D)\s*[\"']?)"
     r"(?:(?!%26)[^&\s\"'<>,;\\])+",
     re.IGNORECASE,
 )

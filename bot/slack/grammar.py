@@ -198,6 +198,8 @@ def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInpu
         elif lowered == "notify" and "notify" in allowed:
             ids: list[str] = []
             while rest and (rest[0].startswith(("<", "@", ",")) or isinstance(rest[0], Token)):
+                if getattr(rest[0], "kind", "") == "channel":
+                    break  # `notify @a #ops`: the channel is the watch's, not someone to page
                 word = rest.pop(0)
                 word = word if isinstance(word, Token) else word.strip(",")
                 if not word:

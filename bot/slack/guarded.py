@@ -155,10 +155,15 @@ class Action:
             self.error = self.error or IotError("Unexpected", f"{type(exc).__name__} inside otajob")
         finally:
             heartbeat.cancel()
-        if unexpected is None or isinstance(unexpected, Exception):
+        if unexpected is None:
             await self._finish()
-        if unexpected is not None:
-            raise unexpected
+            return
+        if isinstance(unexpected, Exception):
+            try:
+                await self._finish()
+            except Exception:  # the first failure is the one to raise
+                log.exception("could not record action %s", self.log_id)
+        raise unexpected
 
     def failed(self, error: IotError, *, wrote: bool = True) -> None:
         """A write (or the read before it, ``wrote=False``) failed with ``error``."""
@@ -313,36 +318,49 @@ async def report_interrupted(deps: Deps, *, stale_before: float | None = None) -
     if stale_before is None:
         stale_before = time.time() - ACTION_STALE_SECONDS
     rows = await deps.store.claim_interrupted(stale_before)
+    told = 0
     for row in rows:
-        detail = json.loads(row["detail"] or "{}")
-        instance = row["instance_id"] or None
-        message = deps.renderer.render(
-            "action_record",
-            action=row["action"],
-            job=None,
-            job_id=row["job_id"],
-            instance_id=instance,
-            detail=detail,
-            request_ids=[r for r in (row["request_ids"] or "").split(",") if r],
-            outcome="interrupted",
-            error=None,
-            uncertain=True,
-            who=row["user_name"],
-            at=row["at"],
-            log_id=row["id"],
-            demo=deps.demo,
-        )
-        asker = Asker(row["channel_id"] or "", row["user_id"], row["user_name"], row["team_id"])
-        await _tell_everyone(deps, row["job_id"], instance, message, row["id"], asker)
-    return len(rows)
+        try:
+            await _tell_interrupted(deps, row)
+            told += 1
+        except Exception:  # told next round: the row goes back to the unclaimed
+            log.exception("could not report interrupted action %s", row["id"])
+            await deps.store.unclaim_interrupted(row["id"])
+    return told
 
 
-async def report_interrupted_forever(deps: Deps, every: float = ACTION_STALE_SECONDS) -> None:
+async def _tell_interrupted(deps: Deps, row: dict[str, Any]) -> None:
+    detail = json.loads(row["detail"] or "{}")
+    instance = row["instance_id"] or None
+    message = deps.renderer.render(
+        "action_record",
+        action=row["action"],
+        job=None,
+        job_id=row["job_id"],
+        instance_id=instance,
+        detail=detail,
+        request_ids=[r for r in (row["request_ids"] or "").split(",") if r],
+        outcome="interrupted",
+        error=None,
+        uncertain=True,
+        who=row["user_name"],
+        at=row["at"],
+        log_id=row["id"],
+        demo=deps.demo,
+    )
+    asker = Asker(row["channel_id"] or "", row["user_id"], row["user_name"], row["team_id"])
+    await _tell_everyone(deps, row["job_id"], instance, message, row["id"], asker)
+
+
+async def report_interrupted_forever(
+    deps: Deps, *, started_at: float, every: float = ACTION_STALE_SECONDS
+) -> None:
     """At start, and then every so often: an action interrupted by a crash is reported
     by whichever process notices first (its row is claimed once). On SQLite only this
-    process uses the database, so at start every action still running is one that died
-    with the process before it: reported at once, not a minute later."""
-    stale_before = time.time() if deps.store.single_process else None
+    process uses the database, so at start every action begun before this process was
+    built (``started_at``, before it served anything) died with the one before it:
+    reported at once, not a minute later."""
+    stale_before = started_at if deps.store.single_process else None
     while True:
         try:
             await report_interrupted(deps, stale_before=stale_before)

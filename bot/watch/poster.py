@@ -21,9 +21,11 @@ EVENT_TYPE = "otajob_post"
 # many pages (200 x 50: ten thousand messages since the intent, in a very busy channel).
 FIND_PAGE = 200
 FIND_MAX_PAGES = 50
-# chat.update answers that mean the card will never take an edit (docs.slack.dev,
-# chat.update "Errors"): trying again would change nothing.
-CARD_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+# chat.update answers that pass (docs.slack.dev, chat.update "Errors", and the rate
+# limits page): the same edit may go through later.
+TRY_AGAIN_LATER = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 # Errors that mean "this channel cannot take our posts until a person acts".
 CHANNEL_ERRORS = frozenset(
     {"channel_not_found", "is_archived", "not_in_channel", "restricted_action"}
@@ -127,9 +129,10 @@ class SlackPoster:
         return None
 
     async def update(self, channel: str, ts: str, message: Message) -> bool:
-        """Edit a card in place. True when done, or when the card cannot be edited for good
-        (deleted, say: left alone); False when Slack refused for now (rate limited past the
-        retries, an error on its side): the caller tries again later."""
+        """Edit a card in place. False only when Slack refused for now (rate limited past
+        the retries, an error on its side): the caller tries again later. True when done,
+        and when trying again would change nothing (a deleted card, a refusal that is not
+        about timing): that is logged and the card left alone."""
         try:
             await self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
             return True
@@ -138,7 +141,7 @@ class SlackPoster:
             if error in CHANNEL_ERRORS:
                 raise ChannelUnavailable(channel, error) from None
             log.warning("could not update card %s in %s: %s", ts, channel, error)
-            return error in CARD_GONE
+            return error not in TRY_AGAIN_LATER
 
     async def direct_message(self, user: str, message: Message) -> bool:
         """A message in the app's DM with ``user``; False if Slack refused it."""

@@ -166,6 +166,12 @@ def _v4(sync_conn: Any) -> None:
     watch knows what its card shows, so a card Slack would not update is tried again."""
     _add_missing_columns(sync_conn, action_log)
     _add_missing_columns(sync_conn, watches)
+    # A card posted before this version shows the status its channel was last told.
+    sync_conn.execute(
+        update(watches)
+        .where(watches.c.card_ts.is_not(None), watches.c.card_status.is_(None))
+        .values(card_status=watches.c.told_status)
+    )
 
 
 def _add_missing_columns(sync_conn: Any, table: Table) -> None:
@@ -616,21 +622,26 @@ class Store:
     async def claim_interrupted(self, stale_before: float) -> list[dict[str, Any]]:
         """Actions still ``started`` whose heartbeat stopped before ``stale_before``: the
         process running them died. Each is marked ``interrupted`` and returned once, to
-        whichever process claims it first."""
-        query = select(action_log).where(
-            action_log.c.outcome == "started", action_log.c.alive_at < stale_before
+        whichever process claims it first (one UPDATE … RETURNING: replicas claiming
+        together neither share a row nor lock each other out)."""
+        claim = (
+            update(action_log)
+            .where(action_log.c.outcome == "started", action_log.c.alive_at < stale_before)
+            .values(outcome="interrupted")
+            .returning(*action_log.c)
         )
-        claimed = []
         async with self.engine.begin() as conn:
-            for row in (await conn.execute(query)).all():
-                done = await conn.execute(
-                    update(action_log)
-                    .where(action_log.c.id == row.id, action_log.c.outcome == "started")
-                    .values(outcome="interrupted")
-                )
-                if done.rowcount == 1:
-                    claimed.append(dict(row._mapping) | {"outcome": "interrupted"})
-        return claimed
+            rows = (await conn.execute(claim)).all()
+        return sorted((dict(r._mapping) for r in rows), key=lambda r: r["id"])
+
+    async def unclaim_interrupted(self, log_id: int) -> None:
+        """Telling about an interrupted action failed: leave it for the next round."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(action_log)
+                .where(action_log.c.id == log_id, action_log.c.outcome == "interrupted")
+                .values(outcome="started")
+            )
 
     async def actions_for(self, job_id: str) -> list[dict[str, Any]]:
         """The action log of a job, oldest first."""

@@ -502,7 +502,10 @@ class Watcher:
             values["told_status"] = told_status
         entry = await self.store.begin_post(watch.id, kind, key, now)
         if entry.state == "posted" and entry.ts:
-            if values:  # e.g. a status that went back and forth
+            # e.g. a status that went back and forth; a card already posted shows what it
+            # showed then, not what this call would have posted.
+            values.pop("card_status", None)
+            if values:
                 await self.store.set_watch(watch.id, **values)
             return entry.ts
         marker = {"watch": watch.id, "kind": kind, "key": key}
