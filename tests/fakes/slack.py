@@ -389,8 +389,8 @@ class FakeSlack:
         sourcegraph/sourcegraph#49979). Past its 5 uses or 30 minutes a response_url is
         refused; Slack documents the limit but not the answer, so the fake uses the codes
         public clients observed: "used_url" (gchristov/thecodinglove-kmp, a slash-command
-        handler acknowledging it) and "expired_url" (the brief; getsentry/sentry ignores
-        Slack's "Expired url"), with HTTP 404, an assumption."""
+        handler acknowledging it) and "expired_url" (getsentry/sentry handles Slack's
+        "Expired url"), with HTTP 404, an assumption."""
         key, body = post.key, post.body
         issued = self._response_issued.setdefault(key, post.at)
         if post.at - issued > RESPONSE_URL_TTL:
