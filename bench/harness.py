@@ -4,6 +4,8 @@ tests wire them (tests/conftest.py), each on 127.0.0.1 over real HTTP; plus smal
 from __future__ import annotations
 
 import asyncio
+import os
+import platform
 import statistics
 import tempfile
 import time
@@ -19,7 +21,7 @@ from bot.emulator import IotEmulator
 from bot.iot.credentials import Credential, StaticCredentials
 from bot.runtime import Runtime, build_runtime
 from bot.server import build_web_app
-from tests.fakes import FakeSlack, Inbound, as_http
+from fakes import FakeSlack, Inbound, as_http
 
 # A key of the benchmark's own, accepted only by the emulators started here.
 BENCH_KEY_ID = "LTAIbenchOtajobKey"
@@ -135,3 +137,34 @@ def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+# --- the printed table ----------------------------------------------------------------------
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str]] = []
+        self.missed: list[str] = []
+
+    def add(self, what: str, value: str, target: str = "", met: bool | None = None) -> None:
+        if met is False:
+            self.missed.append(f"{what}: {value} (target {target})")
+            target = f"**MISSED** {target}"
+        elif met:
+            target = f"met: {target}"
+        self.rows.append((what, value, target))
+
+    def markdown(self) -> str:
+        lines = ["| Measurement | Result | Target |", "| --- | --- | --- |"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in self.rows]
+        return "\n".join(lines)
+
+
+def machine() -> str:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    return (
+        f"Machine: {os.cpu_count()} cores ({usable} usable), "
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"{platform.system()} {platform.machine()}."
+    )

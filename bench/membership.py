@@ -17,7 +17,7 @@ import time
 from bench.harness import SIGNING_SECRET, stack
 from bot.emulator import fixtures
 from bot.watch.store import Store
-from tests.fakes import Inbound
+from fakes import Inbound
 
 CHANNELS = 2_000
 MEMBER_OF = 300  # of the watched channels, the person is in this many
@@ -81,7 +81,7 @@ async def measure() -> dict[str, object]:
         home = time.perf_counter() - started
 
         slack.rate_limits = False
-        old_way = await per_channel(runtime.deps.watcher.poster.client, channels)
+        old_way = await per_channel(runtime.deps.client, channels)
         limited = [c for c in slack.calls if c.error == "ratelimited"]
         return {
             "listing_s": listing,

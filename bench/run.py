@@ -24,7 +24,6 @@ os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 import asyncio
 import dataclasses
 import logging
-import platform
 import resource
 import time
 from datetime import UTC, datetime
@@ -36,13 +35,18 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from bench.harness import (
     SIGNING_SECRET,
     Stack,
+    Table,
     latency_summary,
+    machine,
     max_in_window,
     post_timed,
     serve_http,
     signed_command,
     stack,
 )
+from bench.membership import main as membership
+from bench.triage import main as triage
+from bench.watchers import print_watchers
 from bot.emulator import fixtures
 from bot.iot.models import JobResult, OtaJob
 from bot.job_ref import JobRef
@@ -232,34 +236,6 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms"
 
 
-class Table:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str]] = []
-        self.missed: list[str] = []
-
-    def add(self, what: str, value: str, target: str = "", met: bool | None = None) -> None:
-        if met is False:
-            self.missed.append(f"{what}: {value} (target {target})")
-            target = f"**MISSED** {target}"
-        elif met:
-            target = f"met: {target}"
-        self.rows.append((what, value, target))
-
-    def markdown(self) -> str:
-        lines = ["| Measurement | Result | Target |", "| --- | --- | --- |"]
-        lines += [f"| {a} | {b} | {c} |" for a, b, c in self.rows]
-        return "\n".join(lines)
-
-
-def machine() -> str:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
-    return (
-        f"Machine: {os.cpu_count()} cores ({usable} usable), "
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.machine()}."
-    )
-
-
 async def measure_all() -> dict[str, dict[str, Any]]:
     results = {}
     for name, measure in (
@@ -364,16 +340,10 @@ def main() -> None:
     else:
         print("All targets met.")
     print()
-    from bench.watchers import print_watchers  # imports this module: not at the top
-
     print_watchers()
     print()
-    from bench.triage import main as triage
-
     asyncio.run(triage())
     print()
-    from bench.membership import main as membership
-
     membership()
 
 

@@ -26,7 +26,7 @@ import time
 
 from bench.harness import SIGNING_SECRET, max_in_window, stack
 from bot.emulator import fixtures
-from tests.fakes import Inbound
+from fakes import Inbound
 
 QPS = 10
 FLEET = {

@@ -42,8 +42,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 
-from bench.harness import Stack, max_in_window, stack
-from bench.run import Table, machine
+from bench.harness import Stack, Table, machine, max_in_window, stack
 from bot.emulator.server import Call
 from bot.iot.models import JobResult, OtaJob
 from bot.watch.store import polls

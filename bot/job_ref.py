@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .slack.grammar import BadInput, check_instance_id, check_job_id
+from .iot.ids import INSTANCE_ID, JOB_ID, cleaned, problem
 
 
 @dataclass(frozen=True)
@@ -34,17 +34,19 @@ class JobRef:
         """None for anything that is not a value we wrote (stale or forged payloads)."""
         try:
             data = json.loads(value or "")
-            job_id = check_job_id(str(data["job"]))
+            job_id = cleaned(str(data["job"]))
             instance = data.get("instance")
             if instance is not None:
-                instance = check_instance_id(str(instance))
+                instance = cleaned(str(instance))
+                if problem(instance, INSTANCE_ID):
+                    return None
             shared_by = data.get("shared_by")
             watch_id = data.get("watch")
             if watch_id is not None and not isinstance(watch_id, int):
                 return None
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        if isinstance(job_id, BadInput) or isinstance(instance, BadInput):
+        if problem(job_id, JOB_ID):
             return None
         shared = str(shared_by)[:100] if shared_by else None
         return cls(job_id, instance, shared, watch_id, public=data.get("public") == 1)

@@ -334,7 +334,7 @@ def job_card(
     watching: dict[str, Any] | None = None,
 ) -> Message:
     """The job card (templates/job.json.j2) for a JobResult, as the ephemeral, shared and
-    watched cards all show it. ``counts`` (an iot.models.Counts) None leaves device
+    watched cards all show it. ``counts`` (a card_counts.Counts) None leaves device
     results off; ``ref`` (a JobRef) goes into the buttons."""
     return renderer.render(
         "job",

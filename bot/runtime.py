@@ -19,13 +19,13 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from .config import IotSettings, Settings
-from .deps import Deps
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
 from .iot.quota import SlidingWindowLimiter
 from .iot.service import OtaService
 from .render import Renderer
 from .slack.access import Admins, Policy
+from .slack.deps import Deps
 from .slack.guarded import report_interrupted_forever
 from .slack.surfaces import register_all
 from .watch.poster import SlackPoster
@@ -146,11 +146,12 @@ async def build_runtime(
         failed_max=settings.otajob_failed_max,
     )
     renderer = Renderer()
+    poster = SlackPoster(app.client)
     watcher = Watcher(
         store,
         service,
         renderer,
-        SlackPoster(app.client),
+        poster,
         WatchSettings(
             poll_seconds=settings.watch_poll_seconds,
             max_days=settings.watch_max_days,
@@ -165,6 +166,9 @@ async def build_runtime(
         service=service,
         renderer=renderer,
         watcher=watcher,
+        store=store,
+        poster=poster,
+        client=app.client,
         admins=Admins(policy, app.client),
         demo=iot.demo,
     )

@@ -1,10 +1,10 @@
 """Shared fixtures: the IoT emulator and the fake Slack run as real HTTP servers on
-127.0.0.1; tests never reach Alibaba Cloud or Slack."""
+127.0.0.1; tests never reach Alibaba Cloud or Slack. What tests share besides fixtures
+is in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 
 # Alibaba's default credential chain may ask the ECS metadata service; never from tests.
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
@@ -12,18 +12,12 @@ os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 import httpx
 import pytest
 
-from bot.config import Settings, load_settings
 from bot.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
 from bot.iot.client import IotClient, RetryPolicy
 from bot.iot.credentials import Credential, StaticCredentials
 from bot.iot.quota import SlidingWindowLimiter
-from tests.fakes import FakeSlack
-
-# A key of the tests' own, so a leak check can look for a secret nothing else prints.
-TEST_KEY_ID = "LTAItestOtajobKey"
-TEST_KEY_SECRET = "t3st-s3cret-must-never-appear"
-CREDENTIAL = Credential(TEST_KEY_ID, TEST_KEY_SECRET)
-SIGNING_SECRET = "test-signing-secret"
+from fakes import FakeSlack
+from tests.helpers import CREDENTIAL, TEST_KEY_ID, TEST_KEY_SECRET, start_runtime
 
 
 @pytest.fixture
@@ -37,7 +31,7 @@ async def emulator():
 
 
 # What Slack answers when a message, modal or Home tab breaks its limits (the fake applies
-# them: tests/fakes/block_kit.py). Any test that makes the app send such a thing fails,
+# them: fakes/block_kit.py). Any test that makes the app send such a thing fails,
 # unless it is marked ``slack_refusals_expected`` (the fake's own tests).
 LIMIT_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_too_long"})
 
@@ -95,15 +89,10 @@ async def make_client(emulator):
 async def started(emulator, fake_slack):
     """Start runtimes with some settings (``await started(OTAJOB_ACTIONS="cancel")``);
     each is closed after the test."""
-    from bot.runtime import build_runtime
-
     opened = []
 
     async def start(**settings: str):
-        built = await build_runtime(
-            app_settings(emulator, fake_slack, **settings),
-            credentials=StaticCredentials(CREDENTIAL),
-        )
+        built = await start_runtime(emulator, fake_slack, **settings)
         opened.append(built)
         return built
 
@@ -112,34 +101,8 @@ async def started(emulator, fake_slack):
         await built.aclose()
 
 
-def app_settings(emulator: IotEmulator, fake: FakeSlack, **extra: str) -> Settings:
-    return load_settings(
-        {
-            "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='otajob-test-')}/otajob.db",
-            "SLACK_BOT_TOKEN": fake.bot_token,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": fake.api_url,
-            "IOT_ENDPOINT": emulator.base_url,
-            **extra,
-        }
-    )
-
-
-# Set by .ci/run when the machine's PostgreSQL could be started; the PostgreSQL variants
-# of the store and lifecycle tests skip without it (the SQLite ones always run).
-POSTGRES_URL = os.environ.get("OTAJOB_TEST_POSTGRES_URL")
-
-
-async def fresh_postgres(url: str) -> str:
-    """Empty the test database, so each test starts from a schema of nothing."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from bot.watch.store import async_url
-
-    engine = create_async_engine(async_url(url))
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
-    return url
+@pytest.fixture
+async def runtime(started):
+    """A runtime with the tests' default settings, closed after the test; a test module
+    that needs jobs, people or settings first overrides this, built on ``started``."""
+    return await started()

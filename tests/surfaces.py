@@ -1,21 +1,18 @@
 """Driving the app's Slack surfaces in process: requests built as Slack sends them
-(tests/fakes/inbound.py), signed, into Bolt; answers landing in the fake Slack over real
-HTTP."""
+(fakes/inbound.py), signed, into Bolt; answers landing in the fake Slack over real
+HTTP.
+
+Kept apart from tests/helpers.py (settings, runtimes, app.py as a process, waiting)
+because it is one thing, used on its own by most Slack tests: how a request gets into
+the app in process. It builds on tests/helpers.py, never the other way round."""
 
 from __future__ import annotations
 
 import json
 
-from bot.iot.credentials import StaticCredentials
-from bot.runtime import Runtime, build_runtime
-from tests.conftest import CREDENTIAL, SIGNING_SECRET, app_settings
-from tests.fakes import Inbound
-
-
-async def start_runtime(emulator, fake_slack, **settings: str) -> Runtime:
-    return await build_runtime(
-        app_settings(emulator, fake_slack, **settings), credentials=StaticCredentials(CREDENTIAL)
-    )
+from bot.runtime import Runtime
+from fakes import Inbound
+from tests.helpers import SIGNING_SECRET
 
 
 def slack(fake_slack, **workspace) -> Inbound:

@@ -4,7 +4,6 @@ settings of the write actions, checked when the app starts."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -13,7 +12,8 @@ from bot.config import ConfigError, load_settings
 from bot.emulator import fixtures
 from bot.job_ref import JobRef
 from bot.slack.access import Policy
-from tests.surfaces import click, command, dump, home_opened, mention, start_runtime, submit
+from tests.helpers import settle, start_runtime
+from tests.surfaces import click, command, dump, home_opened, mention, submit
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 OURS, THEIRS = "T0001", "T0OTHER"  # T0001: the fakes' team
@@ -22,11 +22,6 @@ OURS, THEIRS = "T0001", "T0OTHER"  # T0001: the fakes' team
 def ack_body(response) -> dict:
     assert response.status == 200
     return json.loads(response.body)
-
-
-async def settle() -> None:
-    """Give anything a refused request might still start time to show itself."""
-    await asyncio.sleep(0.3)
 
 
 # --- 7. SLACK_TEAM_ID ----------------------------------------------------------------------

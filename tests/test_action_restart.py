@@ -13,10 +13,8 @@ import httpx
 
 from bot.emulator import fixtures
 from bot.watch.store import Store
-from tests.conftest import SIGNING_SECRET
-from tests.fakes import Inbound, as_http, checkboxes
-from tests.test_server import free_port
-from tests.test_watch_restart import app_env, start_app, stop
+from fakes import Inbound, as_http, checkboxes
+from tests.helpers import SIGNING_SECRET, app_env, free_port, start_app, stop
 
 JOB = "KilledCancel0000000000001"
 CHANNEL = "C123"

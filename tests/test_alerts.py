@@ -10,7 +10,7 @@ import pytest
 from bot.emulator import fixtures
 from bot.iot.models import TaskCounts
 from bot.watch.alerts import MIN_FINISHED_FOR_RATE, AlertRule, step
-from tests.surfaces import command, dump, start_runtime
+from tests.surfaces import command, dump
 
 JOB = "AlertJob00000000000000001"
 CHANNEL = "C123"
@@ -68,15 +68,13 @@ def test_steps(alerting, failed, fire, after, recovered) -> None:
 
 
 @pytest.fixture
-async def runtime(emulator, fake_slack):
+async def runtime(emulator, fake_slack, started):
     emulator.add_job(fixtures.make_job(JOB))
     emulator.set_tasks(JOB, {"SUCCEEDED": 100, "QUEUED": 500})
     # Whom people pick from autocomplete in these commands (@oncall is nobody here).
     fake_slack.directory.add_user("U0ONCALL1", "olga")
     fake_slack.directory.add_usergroup("S0FW1", "fw")
-    built = await start_runtime(emulator, fake_slack, WATCH_POLL_SECONDS="1")
-    yield built
-    await built.aclose()
+    return await started(WATCH_POLL_SECONDS="1")
 
 
 def replies(fake_slack) -> list[dict]:
@@ -158,7 +156,8 @@ async def test_an_alert_counts_in_the_poll_budget(runtime, fake_slack, emulator)
         job = f"AlertJob0000000000000010{i}"
         emulator.add_job(fixtures.make_job(job))
         await command(runtime, fake_slack, f"watch {job} alert failed>5%", key=f"w{i}")
-    await fake_slack.wait_for_posts("w3")
+    for i in range(4):  # each watch is set up after its ack, concurrently with the others
+        await fake_slack.wait_for_posts(f"w{i}")
     await watcher.tick()
     # 4 polls + 4 x 7 count calls = 32 calls a round at 0.8 call/s.
     assert watcher.interval() == pytest.approx(40.0)

@@ -9,7 +9,7 @@ import pytest
 
 from bot import cli
 from bot.emulator import fixtures
-from tests.conftest import TEST_KEY_ID, TEST_KEY_SECRET
+from tests.helpers import TEST_KEY_ID, TEST_KEY_SECRET
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 INSTANCE = "iot-cn-clitest01"

@@ -20,7 +20,7 @@ from bot.iot.errors import (
     IotUnavailable,
     error_kind,
 )
-from tests.conftest import TEST_KEY_ID
+from tests.helpers import TEST_KEY_ID
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 

@@ -21,7 +21,7 @@ from bot.iot.client import IotClient, RetryPolicy, _WaitRetryAfterOrBackoff
 from bot.iot.credentials import Credential, StaticCredentials
 from bot.iot.errors import IotBadResponse, IotError, IotThrottled, IotTransportError
 from bot.iot.quota import SlidingWindowLimiter
-from tests.conftest import CREDENTIAL
+from tests.helpers import CREDENTIAL
 
 JOB = "HvKuVgAb3lGQ7Z5Yuf0K000000"
 HEADER_RID = "HEADER-RID-0001"

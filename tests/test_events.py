@@ -10,6 +10,7 @@ import json
 import pytest
 
 from bot.emulator import fixtures
+from tests.helpers import start_runtime, wait_until
 from tests.surfaces import (
     buttons,
     click,
@@ -18,7 +19,6 @@ from tests.surfaces import (
     home_opened,
     mention,
     slack,
-    start_runtime,
 )
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
@@ -27,13 +27,11 @@ MENTION_TS = "1700000000.000200"
 
 
 @pytest.fixture
-async def runtime(emulator, fake_slack):
+async def runtime(emulator, started):
     # No throttling: these tests are about what is posted, not the quota (the Home tab's
     # counts go at background priority, half of IOT_QPS: seconds per tab otherwise).
     emulator.qps = 0
-    built = await start_runtime(emulator, fake_slack, IOT_QPS="1000")
-    yield built
-    await built.aclose()
+    return await started(IOT_QPS="1000")
 
 
 def deliveries(runtime) -> list[bool]:
@@ -48,14 +46,6 @@ def deliveries(runtime) -> list[bool]:
 
     runtime.store.first_delivery = spy
     return seen
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def mention_answered(fake_slack, n: int = 1) -> dict:
@@ -116,7 +106,7 @@ async def test_a_retried_event_is_answered_once(runtime, fake_slack, emulator):
     first = slack(fake_slack).mention(f"@otajob {JOB}", event_id="EvMention1")
     await dispatch(runtime, first)
     await dispatch(runtime, slack(fake_slack).retry(first, 1))
-    await until(lambda: len(seen) == 2)
+    await wait_until(lambda: len(seen) == 2)
     await mention_answered(fake_slack)
     assert sorted(seen) == [False, True]
 
@@ -124,7 +114,7 @@ async def test_a_retried_event_is_answered_once(runtime, fake_slack, emulator):
     try:
         seen_there = deliveries(other)
         await dispatch(other, slack(fake_slack).retry(first, 2))
-        await until(lambda: len(seen_there) == 1)
+        await wait_until(lambda: len(seen_there) == 1)
         assert seen_there == [False]
     finally:
         await other.aclose()
@@ -345,7 +335,7 @@ async def test_home_opened_retry_is_published_once(watched, fake_slack):
     first = slack(fake_slack).home_opened("U123", event_id="EvHome1")
     await dispatch(watched, first)
     await dispatch(watched, slack(fake_slack).retry(first, 1))
-    await until(lambda: len(seen) == 2)
+    await wait_until(lambda: len(seen) == 2)
     await fake_slack.wait_for_calls("views.publish", 2)
     assert sorted(seen) == [False, True]
     await asyncio.sleep(0.2)

@@ -1,4 +1,4 @@
-"""Tests for the fake Slack server in tests/fakes/slack.py (real HTTP on 127.0.0.1)."""
+"""Tests for the fake Slack server in fakes/slack.py (real HTTP on 127.0.0.1)."""
 
 import json
 import time
@@ -12,7 +12,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakes import FakeSlack, Inbound, text_input
+from fakes import FakeSlack, Inbound, text_input
 
 SECRET = "shhh"
 
@@ -554,7 +554,7 @@ async def test_post_ephemeral(fake, client):
     assert (await client.chat_postEphemeral(channel="C2", user="U1", text="x"))["ok"]
 
 
-# ---- requests from Slack (tests/fakes/inbound.py; its own tests: tests/test_inbound.py) ------
+# ---- requests from Slack (fakes/inbound.py; its own tests: tests/test_inbound.py) ------
 
 
 async def test_modal_flow_through_bolt(fake, client):

@@ -1,5 +1,5 @@
 """The fake Slack refuses what real Slack refuses: trigger IDs, Block Kit limits, message
-length, rate limits and response_url limits (each rule's source is beside it in tests/fakes).
+length, rate limits and response_url limits (each rule's source is beside it in fakes/).
 
 Time is the fake's injected clock, moved by the tests; nothing here sleeps."""
 
@@ -10,8 +10,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes import FakeSlack
-from tests.fakes.block_kit import message_errors, view_errors
+from fakes import FakeSlack
+from fakes.block_kit import message_errors, view_errors
 
 
 class Clock:

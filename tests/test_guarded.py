@@ -14,8 +14,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.emulator import fixtures
 from bot.job_ref import JobRef
 from bot.slack.triage import PageRef
-from tests.fakes import checkboxes
-from tests.surfaces import buttons, click, command, dispatch, dump, slack, start_runtime, submit
+from fakes import checkboxes
+from tests.helpers import settle
+from tests.surfaces import buttons, click, command, dispatch, dump, slack, submit
 
 ADMIN, ADMIN_NAME = "U123", "alice"  # the fakes' default user
 MEMBER, MEMBER_NAME = "U999", "mallory"  # in the workspace, not an admin
@@ -39,30 +40,22 @@ def add_jobs(emulator) -> None:
 
 
 @pytest.fixture
-async def runtime(emulator, fake_slack):
-    fake_slack.directory.add_user(MEMBER, MEMBER_NAME)
-    fake_slack.directory.add_user(ONCALL, "olga")
-    fake_slack.directory.add_usergroup("S0ONCALL", "oncall", (ONCALL,))
-    add_jobs(emulator)
-    built = await start_runtime(emulator, fake_slack, **SETTINGS)
-    yield built
-    await built.aclose()
-
-
-@pytest.fixture
-async def started(emulator, fake_slack):
-    """Start a runtime with other settings; closed after the test."""
-    opened = []
+async def started(emulator, started):
+    """conftest's ``started``, with this module's jobs added before each runtime starts."""
 
     async def start(**settings: str):
         add_jobs(emulator)
-        built = await start_runtime(emulator, fake_slack, **settings)
-        opened.append(built)
-        return built
+        return await started(**settings)
 
-    yield start
-    for built in opened:
-        await built.aclose()
+    return start
+
+
+@pytest.fixture
+async def runtime(fake_slack, started):
+    fake_slack.directory.add_user(MEMBER, MEMBER_NAME)
+    fake_slack.directory.add_user(ONCALL, "olga")
+    fake_slack.directory.add_usergroup("S0ONCALL", "oncall", (ONCALL,))
+    return await started(**SETTINGS)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -124,11 +117,6 @@ def text_of(message: dict) -> str:
 
 def writes(emulator) -> int:
     return sum(emulator.count(action) for action in WRITES)
-
-
-async def settle() -> None:
-    """Give a listener that already answered time to do anything else it would."""
-    await asyncio.sleep(0.3)
 
 
 # --- 1. the Cancel button on the card -----------------------------------------------------

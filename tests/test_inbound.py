@@ -1,4 +1,4 @@
-"""The request builder of the fake Slack (tests/fakes/inbound.py): text escaped and picks
+"""The request builder of the fake Slack (fakes/inbound.py): text escaped and picks
 turned into tokens as Slack does, Slack's payload shapes, retries and signatures."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes import (
+from fakes import (
     FakeSlack,
     Inbound,
     as_http,
@@ -20,7 +20,7 @@ from tests.fakes import (
     text_input,
     users_select,
 )
-from tests.fakes.inbound import escape
+from fakes.inbound import escape
 
 SECRET = "shhh"
 

@@ -10,7 +10,8 @@ import io
 import re
 
 from bot.emulator import fixtures
-from tests.surfaces import buttons, click, command, dump, start_runtime, submit
+from tests.helpers import start_runtime
+from tests.surfaces import buttons, click, command, dump, submit
 
 JOB = "OnCallBatch00000000000001"
 REASONS = ["download timeout", fixtures.HOSTILE_TEXT, "verify failed: checksum mismatch"]

@@ -26,20 +26,19 @@ from bot.slack.grammar import (
     parse_command,
 )
 from bot.watch.alerts import AlertRule
-from tests.fakes.inbound import checkboxes
-from tests.surfaces import command, dispatch, dump, slack, start_runtime, submit
+from fakes.inbound import checkboxes
+from tests.helpers import start_runtime
+from tests.surfaces import command, dispatch, dump, slack, submit
 
 J = "ProbeJob00000000000000001"
 CHANNEL = "C123"
 
 
 @pytest.fixture
-async def runtime(emulator, fake_slack):
+async def runtime(emulator, started):
     emulator.add_job(fixtures.make_job(J))
     emulator.set_tasks(J, {"SUCCEEDED": 30, "FAILED": 3, "QUEUED": 10})
-    built = await start_runtime(emulator, fake_slack)
-    yield built
-    await built.aclose()
+    return await started()
 
 
 def wire_text(request) -> str:
@@ -364,12 +363,12 @@ async def test_an_answer_past_the_response_urls_five_uses_reaches_the_person(run
 
 
 async def test_card_links_are_kept_for_the_most_recent_cards_only(runtime, fake_slack, monkeypatch):
+    from cachetools import LRUCache
+
     from bot.slack import events
     from bot.watch.store import Watch
 
-    monkeypatch.setattr(events, "PERMALINKS_KEPT", 10)
-    client = runtime.deps.watcher.poster.client
-    events._permalinks.pop(client, None)
+    runtime.deps.kept.card_links = LRUCache(10)  # the real size is 2,000
     base = dict(job_id=J, instance_id=None, channel_id=CHANNEL, created_by="U1")
     for n in range(15):
         watch = Watch(
@@ -385,8 +384,8 @@ async def test_card_links_are_kept_for_the_most_recent_cards_only(runtime, fake_
             state="ended",
             note=None,
         )
-        assert (await events._permalink(client, watch) or "").startswith("https://")
-    assert len(events._permalinks[client]) == 10
+        assert (await events._permalink(runtime.deps, watch) or "").startswith("https://")
+    assert len(runtime.deps.kept.card_links) == 10
 
 
 async def test_an_interrupted_action_that_could_not_be_told_is_told_next_round(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +15,7 @@ from bot.emulator import fixtures
 from bot.iot.errors import IotApiError, error_kind
 from bot.iot.models import OtaJob
 from bot.render import Renderer, RenderError, cut, slack_escape, validate_blocks
-from tests.fakes.block_kit import message_errors, view_errors
+from fakes.block_kit import message_errors, view_errors
 
 RENDERER = Renderer()
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
@@ -84,6 +85,30 @@ def mrkdwn_texts(message) -> list[str]:
 
     walk(message.blocks)
     return found
+
+
+@dataclass
+class Found:
+    """What a device lookup across packages reports under its list."""
+
+    firmware_checked: int
+    firmware_total: int
+    firmware_failed: int
+
+
+NOTE_KINDS = (
+    "mention_only_cards",
+    "mention_cannot_post",
+    "dialog_failed",
+    "reupgrade_running",
+    "reupgrading",
+    "reading_failed",
+    "csv_here",
+    "csv_in_dm",
+    "csv_nowhere",
+    "csv_title",
+    "csv_comment",
+)
 
 
 def assert_no_markup_from_data(message) -> None:
@@ -412,14 +437,19 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
             total=3,
             request_ids=[user],
             instance_id=note,
-            note=note,
+            searched=Found(3, 20, 2),
             open_value=lambda j: j,
             product_key=name,
             device_name=user,
             firmware_id=code,
             demo=False,
         ),
-        RENDERER.render("note", text="Reading " + note, demo=False),
+        *(
+            RENDERER.render(
+                "note", kind=kind, job_id=job_id, error=note, n=12, who=user, demo=False
+            )
+            for kind in NOTE_KINDS
+        ),
         RENDERER.render("refused", reason=note, demo=False),
         RENDERER.render(
             "action_record",

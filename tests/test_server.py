@@ -4,52 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 from aiohttp import web
 
 from bot.emulator import fixtures
-from bot.iot.credentials import StaticCredentials
-from bot.runtime import build_runtime
 from bot.server import build_web_app
-from tests.conftest import (
-    CREDENTIAL,
+from fakes import Inbound, as_http
+from tests.helpers import (
+    ROOT,
     SIGNING_SECRET,
     TEST_KEY_ID,
     TEST_KEY_SECRET,
-    app_settings,
+    clean_env,
+    free_port,
+    start_runtime,
 )
-from tests.fakes import Inbound, as_http
 
-ROOT = Path(__file__).resolve().parent.parent
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IOT_", "ALIBABA_"))}
-    keep["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
-    keep["OTAJOB_ENV_FILE"] = "/nonexistent/.env"  # a developer's own .env must not leak in
-    return {**keep, **extra}
 
 
 async def test_http_mode_serves_slack_events_and_healthz(emulator, fake_slack) -> None:
     """Over real HTTP: /healthz answers, /slack/events takes a signed command."""
-    runtime = await build_runtime(
-        app_settings(emulator, fake_slack), credentials=StaticCredentials(CREDENTIAL)
-    )
+    runtime = await start_runtime(emulator, fake_slack)
     runner = web.AppRunner(build_web_app(runtime, mode="http"))
     await runner.setup()
     port = free_port()

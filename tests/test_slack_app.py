@@ -14,19 +14,10 @@ from bot.emulator import fixtures
 from bot.iot.credentials import Credential, StaticCredentials
 from bot.job_ref import JobRef
 from bot.runtime import build_runtime
-from tests.conftest import CREDENTIAL, TEST_KEY_ID, TEST_KEY_SECRET, app_settings
+from tests.helpers import TEST_KEY_ID, TEST_KEY_SECRET, app_settings
 from tests.surfaces import click, command, dispatch, slack
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
-
-
-@pytest.fixture
-async def runtime(emulator, fake_slack):
-    built = await build_runtime(
-        app_settings(emulator, fake_slack), credentials=StaticCredentials(CREDENTIAL)
-    )
-    yield built
-    await built.aclose()
 
 
 def dump(post) -> str:

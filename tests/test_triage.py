@@ -6,20 +6,12 @@ from __future__ import annotations
 import csv
 import io
 
-import pytest
-
 from bot.emulator import fixtures
-from tests.surfaces import buttons, click, command, dump, start_runtime
+from tests.helpers import start_runtime
+from tests.surfaces import buttons, click, command, dump
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 HOSTILE = fixtures.HOSTILE_TEXT
-
-
-@pytest.fixture
-async def runtime(emulator, fake_slack):
-    built = await start_runtime(emulator, fake_slack)
-    yield built
-    await built.aclose()
 
 
 async def test_card_first_then_device_counts_replace_it(runtime, fake_slack, emulator):

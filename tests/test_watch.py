@@ -9,9 +9,7 @@ import json
 import pytest
 
 from bot.emulator import fixtures
-from bot.iot.credentials import StaticCredentials
-from bot.runtime import build_runtime
-from tests.conftest import CREDENTIAL, POSTGRES_URL, app_settings, fresh_postgres
+from tests.helpers import POSTGRES_URL, fresh_postgres, start_runtime
 from tests.surfaces import click, command
 
 JOB = "WatchJob00000000000000001"
@@ -19,14 +17,9 @@ CHANNEL = "C123"
 
 
 @pytest.fixture
-async def runtime(emulator, fake_slack):
+async def runtime(emulator, started):
     emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
-    built = await build_runtime(
-        app_settings(emulator, fake_slack, WATCH_POLL_SECONDS="1"),
-        credentials=StaticCredentials(CREDENTIAL),
-    )
-    yield built
-    await built.aclose()
+    return await started(WATCH_POLL_SECONDS="1")
 
 
 async def reply_to(fake_slack, runtime, text: str, key: str = "r1", **kwargs) -> str:
@@ -50,8 +43,9 @@ async def test_full_lifecycle_on_postgresql(emulator, fake_slack):
     if not POSTGRES_URL:
         pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")
     emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
-    settings = app_settings(emulator, fake_slack, DATABASE_URL=await fresh_postgres(POSTGRES_URL))
-    built = await build_runtime(settings, credentials=StaticCredentials(CREDENTIAL))
+    built = await start_runtime(
+        emulator, fake_slack, DATABASE_URL=await fresh_postgres(POSTGRES_URL)
+    )
     try:
         await run_lifecycle(built, fake_slack, emulator)
     finally:

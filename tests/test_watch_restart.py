@@ -5,47 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-import time
 
 import httpx
 
 from bot.emulator import fixtures
-from tests.conftest import SIGNING_SECRET, TEST_KEY_ID, TEST_KEY_SECRET
-from tests.fakes import Inbound, as_http
-from tests.test_server import ROOT, clean_env, free_port
+from fakes import Inbound, as_http
+from tests.helpers import SIGNING_SECRET, app_env, free_port, start_app, stop, wait_until
 
 JOB = "RestartJob000000000000001"
 CHANNEL = "C123"
-
-
-async def start_app(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "app.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 20
-    async with httpx.AsyncClient() as http:
-        while True:
-            try:
-                await http.get(f"http://127.0.0.1:{port}/healthz")
-                return process
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "app did not start"
-                await asyncio.sleep(0.1)
-
-
-def app_env(emulator, fake_slack, tmp_path, poll_seconds: str, port: int) -> dict[str, str]:
-    return clean_env(
-        SLACK_BOT_TOKEN=fake_slack.bot_token,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        IOT_ENDPOINT=emulator.base_url,
-        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
-        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
-        DATABASE_URL=f"sqlite:///{tmp_path}/otajob.db",
-        WATCH_POLL_SECONDS=poll_seconds,
-        PORT=str(port),
-    )
 
 
 async def send_watch(fake_slack, port: int) -> None:
@@ -54,23 +22,6 @@ async def send_watch(fake_slack, port: int) -> None:
     async with httpx.AsyncClient() as http:
         await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
     await fake_slack.wait_for_posts("w")
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
-async def wait_until(check, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 async def test_sigkill_and_restart(emulator, fake_slack, tmp_path) -> None:
@@ -87,13 +38,13 @@ async def test_sigkill_and_restart(emulator, fake_slack, tmp_path) -> None:
             return fake_slack.thread(CHANNEL, card["ts"])[1:]
 
         emulator.set_status(JOB, "IN_PROGRESS")
-        await wait_until(lambda: len(replies()) == 1)
+        await wait_until(lambda: len(replies()) == 1, timeout=15)
         process.send_signal(signal.SIGKILL)
         await process.wait()
 
         emulator.set_status(JOB, "COMPLETED")  # while the app is down
         process = await start_app(env, port)
-        await wait_until(lambda: len(replies()) == 2)
+        await wait_until(lambda: len(replies()) == 2, timeout=15)
         await asyncio.sleep(3)  # several more poll intervals: nothing else may appear
         texts = [m["text"] for m in replies()]
         assert len(texts) == 2, texts
@@ -127,7 +78,7 @@ async def test_kills_at_arbitrary_moments(emulator, fake_slack, tmp_path) -> Non
         def replies() -> list[dict]:
             return fake_slack.thread(CHANNEL, card["ts"])[1:]
 
-        await wait_until(lambda: len(replies()) >= 2)
+        await wait_until(lambda: len(replies()) >= 2, timeout=15)
         await asyncio.sleep(2)
         texts = [m["text"] for m in replies()]
         assert len(texts) == 2, texts

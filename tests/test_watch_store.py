@@ -1,11 +1,17 @@
-"""The watch store: schema migration, one live watch per channel, the outbox."""
+"""The store (bot.db): schema migration, one live watch per channel, the outbox."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from bot.watch.store import ACTIVE, ENDED, Store, async_url
-from tests.conftest import POSTGRES_URL, fresh_postgres
+from bot.db.engine import async_url
+from bot.db.migrations import MIGRATIONS
+from bot.db.schema import ACTIVE, ENDED, PAUSED, schema_version, watches
+from bot.db.store import Store
+from bot.db.watches import WatchChange
+from tests.helpers import POSTGRES_URL, fresh_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -58,6 +64,16 @@ async def test_migrations_are_idempotent(database_url) -> None:
     await again.close()
 
 
+async def test_each_version_is_recorded_once(store) -> None:
+    """A fresh database has run every migration, in order, and recorded each version."""
+    from sqlalchemy import select
+
+    assert len(MIGRATIONS) == 4
+    async with store.engine.connect() as conn:
+        versions = (await conn.execute(select(schema_version.c.version))).scalars().all()
+    assert sorted(versions) == [1, 2, 3, 4]
+
+
 async def test_one_live_watch_per_job_and_channel(store) -> None:
     """Watching twice returns the existing watch; after it ends, a new one can start."""
     watch, created = await add(store)
@@ -94,6 +110,46 @@ async def test_outbox_records_intent_then_post(store) -> None:
     await store.finish_post(entry.id, "111.1", 3.0, watch_id=watch.id, told_status="IN_PROGRESS")
     assert (await store.get_watch(watch.id)).told_status == "IN_PROGRESS"
     assert await store.posted(watch.id) == [("transition", "PLANNED>IN_PROGRESS")]
+
+
+def test_a_watch_change_names_only_watch_columns() -> None:
+    """WatchChange is the whitelist of what set_watch may change: every field is a column
+    of the watches table (``only`` is stored as only_states), never its identity."""
+    columns = set(watches.c.keys())
+    names = {field.name for field in dataclasses.fields(WatchChange)}
+    assert {"only_states" if n == "only" else n for n in names} <= columns
+    assert not names & {"id", "job_id", "instance_id", "channel_id", "created_at"}
+
+
+async def test_watches_change_by_type_or_by_name(store) -> None:
+    """change_watch takes a WatchChange (None empties a column, an unset field is kept);
+    set_watch(**values) builds one, and an unknown name is a TypeError that changes
+    nothing."""
+    watch, _ = await add(store)
+    await store.change_watch(
+        watch.id, WatchChange(state=PAUSED, note="no access", only=frozenset({"FAILED", "A"}))
+    )
+    changed = await store.get_watch(watch.id)
+    assert (changed.state, changed.note, changed.only) == (PAUSED, "no access", {"A", "FAILED"})
+    assert changed.told_status == "PLANNED" and changed.quiet  # unset: kept
+    await store.set_watch(watch.id, state=ACTIVE, note=None, notify=("U1", "S2"))
+    changed = await store.get_watch(watch.id)
+    assert (changed.state, changed.note, changed.notify) == (ACTIVE, None, ("U1", "S2"))
+    with pytest.raises(TypeError):
+        await store.set_watch(watch.id, state=ENDED, bogus=1)
+    with pytest.raises(TypeError):
+        await store.finish_post(1, "1.1", 1.0, watch_id=watch.id, job_id="J2")
+    assert (await store.get_watch(watch.id)) == changed
+    await store.change_watch(watch.id, WatchChange())  # nothing to change
+    assert (await store.get_watch(watch.id)) == changed
+
+
+def test_the_old_module_re_exports_the_store() -> None:
+    """bot.watch.store is a thin re-export: the same objects as bot.db."""
+    import bot.watch.store as old
+
+    assert old.Store is Store and old.ENDED is ENDED and old.async_url is async_url
+    assert all(hasattr(old, name) for name in old.__all__)
 
 
 async def test_a_version_2_database_gains_the_triage_schema(tmp_path) -> None:

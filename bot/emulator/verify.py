@@ -17,7 +17,7 @@ Behaviours modelled, one a line, each with its source (legend below the list):
 - mismatch: 400 SignatureDoesNotMatch, Message ending in the server StringToSign [ref Errors]
 - unknown AccessKeyId: 404 InvalidAccessKeyId.NotFound [ref Errors, code only]
 - STS token not the one issued for the key: 400 InvalidSecurityToken.* [ref Errors, family only]
-- nonce replay: SignatureNonceUsed, kept by server.py from .nonce and .timestamp [ref Errors; V2]
+- nonce replay: SignatureNonceUsed, kept by gateway.py from .nonce and .timestamp [ref Errors; V2]
 
 Legend: [ref X] is section X of the team's reference notes, alibaba-iot-ota.md; [SDK] is
 Alibaba's Python SDK (Tea compose_url: the query sent with urlencode, signed with %20);

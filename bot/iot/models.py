@@ -7,14 +7,11 @@ Alibaba adds later is still shown rather than silently dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_pascal
-
-from .errors import IotError
 
 # The SDK and the English doc spell the verification type VERFIY_FIRMWARE; the Chinese doc
 # spells it VERIFY_FIRMWARE. Both mean the same thing.
@@ -268,14 +265,3 @@ class Page(BaseModel):
     items: list[Any]
     total: int
     request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Counts:
-    """What a card says about device results: the counts, why they are missing, or that
-    they are on their way."""
-
-    counts: TaskCounts | None = None
-    error: IotError | None = None
-    loading: bool = False
-    slow: bool = False  # not in within ONE_MESSAGE_WAIT: the card went without them

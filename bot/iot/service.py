@@ -265,6 +265,18 @@ class OtaService:
             firmware_failed=len(errors),
         )
 
+    async def cancel_strategy(self, job_id: str, instance_id: str | None = None) -> str | None:
+        """CancelOTAStrategyByJob (a dynamic batch stops taking new devices); its RequestId.
+        Writes are never cached or coalesced."""
+        return await self.client.cancel_strategy(job_id, instance_id=self.instance_for(instance_id))
+
+    async def cancel_tasks(
+        self, job_id: str, kinds: frozenset[str], instance_id: str | None = None
+    ) -> str | None:
+        """CancelOTATaskByJob for the task kinds named (see client.CANCEL_FLAGS)."""
+        instance = self.instance_for(instance_id)
+        return await self.client.cancel_tasks(job_id, kinds, instance_id=instance)
+
     async def reupgrade(
         self, job_id: str, task_ids: list[str], instance_id: str | None = None
     ) -> list[tuple[list[str], str | BaseException | None]]:

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 from slack_bolt.async_app import AsyncApp
 
-from ..deps import Deps
 from ..job_ref import JobRef
 from ..render import Message
 from . import watching
 from .buttons import Click, on_click
+from .deps import Deps
 from .grammar import WatchJob
 from .replies import answer_with_counts, counts_within, ephemeral, job_reply
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ..deps import Deps
+from .deps import Deps
 from .replies import ephemeral
 from .watching import Asker
 

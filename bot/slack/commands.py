@@ -7,9 +7,9 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from ..deps import Deps
 from ..job_ref import JobRef
 from . import triage, watching
+from .deps import Deps
 from .grammar import BadInput, QueryJob, ShowHelp, parse_command
 from .replies import answer_with_counts, ephemeral
 

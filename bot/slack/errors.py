@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from ..deps import Deps
+from .deps import Deps
 from .replies import ephemeral
 
 log = logging.getLogger("otajob.errors")

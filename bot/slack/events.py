@@ -11,22 +11,21 @@ import asyncio
 import json
 import logging
 import time
-import weakref
 from typing import Any
 
-from cachetools import LRUCache
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ..deps import Deps
 from ..iot.errors import IotError
 from ..iot.models import OtaJob, TaskCounts
 from ..iot.quota import Priority
 from ..job_ref import JobRef
 from ..render import Message
 from ..watch.store import Watch
+from .deps import Deps
 from .grammar import BadInput, QueryJob, ShowHelp, parse_words
+from .kept import Debounce
 from .replies import job_reply, read_counts
 from .typed_text import words
 from .watching import channels_of
@@ -34,9 +33,8 @@ from .watching import channels_of
 log = logging.getLogger("otajob.events")
 HOME_ROWS = 30  # rows on the Home tab (each a block or two, within the 100-block limit)
 HOME_REFRESH = 10  # jobs re-read from Alibaba Cloud when the tab opens
-# Opening the tab again and again within this long shows what was read and calls nothing
-# (Refresh: every 10 s at most).
-REFRESH_EVERY_SECONDS = 30.0
+# Opening the tab again within 30 s shows what was read and calls nothing (Refresh: every
+# 10 s at most): deps.kept.home_opened / home_refreshed.
 
 
 async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, Any]) -> None:
@@ -69,15 +67,7 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
         )
         return
     if not isinstance(parsed, QueryJob):
-        await only_them(
-            render(
-                "note",
-                text="In a mention I show a batch's card: "
-                "`@otajob <JobId>`. For the rest, use `/otajob` (try "
-                "`/otajob help`).",
-                demo=deps.demo,
-            )
-        )
+        await only_them(render("note", kind="mention_only_cards", demo=deps.demo))
         return
     ref = JobRef(parsed.job_id, parsed.instance_id, public=True)
     reply = await job_reply(deps, ref)
@@ -94,8 +84,10 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
         )
     except SlackApiError as exc:  # e.g. an announcement-only channel, or archived
         error = str(exc.response.get("error") or "an error")
-        text = f"I cannot post the card here (Slack says `{error}`). Try `/otajob {ref.job_id}`."
-        await only_them(render("note", text=text, demo=deps.demo))
+        note = render(
+            "note", kind="mention_cannot_post", error=error, job_id=ref.job_id, demo=deps.demo
+        )
+        await only_them(note)
         return
     counts = await read_counts(deps, ref)
     await client.chat_update(
@@ -110,15 +102,14 @@ async def publish_home(
     *,
     refresh: bool,
     fresh: bool = False,
-    refreshed: dict[str, float] | None = None,
-    every: float = REFRESH_EVERY_SECONDS,
+    debounce: Debounce | None = None,
 ) -> None:
     """The Home tab: jobs watched in channels this person is in. Published at once from
     what the watchers last read, then, with ``refresh``, again after reading the newest
     of them afresh (``fresh``: past the service's few-seconds cache, for the button)."""
     # Bolt hands each request a new client; the app's own one keeps the caches warm.
-    rows, hidden, unchecked = await _home_rows(deps, deps.watcher.poster.client, user_id)
-    refresh = refresh and bool(rows) and _may_refresh(refreshed, user_id, every)
+    rows, hidden, unchecked = await _home_rows(deps, user_id)
+    refresh = refresh and bool(rows) and (debounce is None or debounce.may(user_id))
     await _publish(deps, client, user_id, rows, (hidden, unchecked), refreshing=refresh)
     if not refresh:
         return
@@ -127,26 +118,11 @@ async def publish_home(
     await _publish(deps, client, user_id, rows, (hidden, unchecked), refreshing=False)
 
 
-def _may_refresh(refreshed: dict[str, float] | None, user_id: str, every: float) -> bool:
-    """``refreshed``: user -> when their Home tab last re-read batches (None: always)."""
-    if refreshed is None:
-        return True
-    now = time.monotonic()
-    if now - refreshed.get(user_id, -every) < every:
-        return False
-    if len(refreshed) > 10_000:
-        refreshed.clear()
-    refreshed[user_id] = now
-    return True
-
-
-async def _home_rows(
-    deps: Deps, client: AsyncWebClient, user_id: str
-) -> tuple[list[dict[str, Any]], int, int]:
+async def _home_rows(deps: Deps, user_id: str) -> tuple[list[dict[str, Any]], int, int]:
     """The rows to show (at most HOME_ROWS), how many more there are, and in how many
     channels membership could not be checked (their watches are left out)."""
     watches = await deps.store.live_watches()
-    visible, unchecked = await channels_of(client, {w.channel_id for w in watches}, user_id)
+    visible, unchecked = await channels_of(deps, {w.channel_id for w in watches}, user_id)
     watches = [w for w in watches if w.channel_id in visible]
     polls = await deps.store.polls_for(watches)
     rows = []
@@ -167,7 +143,7 @@ async def _home_rows(
     rows.sort(key=_row_order)
     hidden = max(len(rows) - HOME_ROWS, 0)
     rows = rows[:HOME_ROWS]
-    links = await asyncio.gather(*(_permalink(client, r["watch"]) for r in rows))
+    links = await asyncio.gather(*(_permalink(deps, r["watch"]) for r in rows))
     for row, link in zip(rows, links, strict=True):
         row["link"] = link
     return rows, hidden, len(unchecked)
@@ -181,24 +157,15 @@ def _row_order(row: dict[str, Any]) -> tuple[int, float]:
     return rank, -modified
 
 
-# Per app client (see watching.is_member): (channel, ts) -> permalink. A message's link
-# never changes; the most recently used are kept, so ended watches fall out.
-PERMALINKS_KEPT = 2_000
-_permalinks: weakref.WeakKeyDictionary[AsyncWebClient, LRUCache[tuple[str, str], str]]
-_permalinks = weakref.WeakKeyDictionary()
-
-
-async def _permalink(client: AsyncWebClient, watch: Watch) -> str | None:
-    """The watched card's link (they never change: kept in memory)."""
+async def _permalink(deps: Deps, watch: Watch) -> str | None:
+    """The watched card's link (they never change: kept in deps.kept.card_links)."""
     if not watch.card_ts:
         return None
     key = (watch.channel_id, watch.card_ts)
-    links = _permalinks.get(client)
-    if links is None:
-        links = _permalinks[client] = LRUCache(PERMALINKS_KEPT)
+    links = deps.kept.card_links
     if key not in links:
         try:
-            response = await client.chat_getPermalink(
+            response = await deps.client.chat_getPermalink(
                 channel=watch.channel_id, message_ts=watch.card_ts
             )
             links[key] = str(response["permalink"])
@@ -257,9 +224,6 @@ async def _publish(
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    # user -> when the Home tab last re-read batches for them, on opening and on Refresh.
-    opened: dict[str, float] = {}
-    clicked: dict[str, float] = {}
 
     async def first_time(body: dict[str, Any]) -> bool:
         event_id = body.get("event_id")
@@ -278,14 +242,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
     ) -> None:
         if event.get("tab") == "home" and await first_time(body):
             user_id = str(event.get("user"))
-            await publish_home(deps, client, user_id, refresh=True, refreshed=opened)
+            await publish_home(deps, client, user_id, refresh=True, debounce=deps.kept.home_opened)
 
     @app.action("home_refresh")
     async def home_refresh(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         user_id = str((body.get("user") or {}).get("id"))
         await publish_home(
-            deps, client, user_id, refresh=True, fresh=True, refreshed=clicked, every=10.0
+            deps, client, user_id, refresh=True, fresh=True, debounce=deps.kept.home_refreshed
         )
 
     @app.action("home_open")

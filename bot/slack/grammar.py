@@ -17,24 +17,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..iot.ids import DEVICE_NAME, FIRMWARE_ID, INSTANCE_ID, JOB_ID, PRODUCT_KEY, cleaned, problem
 from ..watch.alerts import AlertRule
 from ..watch.transitions import parse_states
 from .typed_text import Token, words
 
-# Alibaba's JobIds are letters and digits (26 in the ones seen so far); leave room.
-JOB_ID = re.compile(r"^[A-Za-z0-9]{6,64}$")
-INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 HELP_WORDS = frozenset({"help", "-h", "--help", "?", "usage"})
-PRODUCT_KEY = re.compile(r"^[A-Za-z0-9]{4,32}$")
-# Alibaba allows letters, digits and - _ @ . : in a DeviceName, 4 to 32 characters;
-# a little more room here, so a name from an older product is not refused.
-DEVICE_NAME = re.compile(r"^[A-Za-z0-9_@.:\-]{2,64}$")
-FIRMWARE_ID = re.compile(r"^[A-Za-z0-9]{2,64}$")
 # <!here>, <!channel>, <!everyone>: never accepted as someone to notify.
 MAX_NOTIFY = 10  # people and groups one alert may notify
 WHOLE_CHANNEL = re.compile(r"^<!(here|channel|everyone)(?:\|[^>]*)?>$|^@(here|channel|everyone)$")
-# Quotes and backticks people paste around an ID from docs or chat.
-_STRIP = "`'\"“”‘’<>"
 
 
 @dataclass(frozen=True)
@@ -117,29 +108,20 @@ Parsed = (
 )
 
 
-def check_job_id(raw: str) -> str | BadInput:
-    value = raw.strip(_STRIP)
-    if "*" in value:
-        return BadInput("masked_id", value)
-    if not JOB_ID.match(value):
-        return BadInput("bad_job_id", value)
-    return value
-
-
 def _check(raw: str, pattern: re.Pattern[str], reason: str) -> str | BadInput:
-    value = raw.strip(_STRIP)
-    if "*" in value:
-        return BadInput("masked_id", value)
-    return value if pattern.match(value) else BadInput(reason, value)
+    value = cleaned(raw)
+    found = problem(value, pattern)
+    if found is None:
+        return value
+    return BadInput("masked_id" if found == "masked" else reason, value)
+
+
+def check_job_id(raw: str) -> str | BadInput:
+    return _check(raw, JOB_ID, "bad_job_id")
 
 
 def check_instance_id(raw: str) -> str | BadInput:
-    value = raw.strip(_STRIP)
-    if "*" in value:
-        return BadInput("masked_id", value)
-    if not INSTANCE_ID.match(value):
-        return BadInput("bad_instance", value)
-    return value
+    return _check(raw, INSTANCE_ID, "bad_instance")
 
 
 def _options(words: list[str], allowed: set[str]) -> dict[str, object] | BadInput:
@@ -260,7 +242,7 @@ def parse_words(words: list[str]) -> Parsed:
         if isinstance(options, BadInput):
             return options
         return FirmwareJobs(firmware_id, options.get("instance"))  # type: ignore[arg-type]
-    if verb == "failed" and len(words) > 1 and JOB_ID.match(words[1].strip(_STRIP)):
+    if verb == "failed" and len(words) > 1 and JOB_ID.match(cleaned(words[1])):
         words = [words[1], "failed", *words[2:]]  # "/otajob failed <JobId>" reads the same
     if verb == "watches":
         if [w.lower() for w in words[1:]] in ([], ["all"]):

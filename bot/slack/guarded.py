@@ -24,13 +24,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ..deps import Deps
 from ..iot.errors import IotError
 from ..iot.models import OtaJob
 from ..job_ref import JobRef
-from ..render import Message
+from ..render import Message, Renderer
 from ..watch.poster import ChannelUnavailable
 from .buttons import Click, asker_of, on_click
+from .deps import Deps
 from .replies import ephemeral, read_counts
 from .triage import PageRef
 from .watching import Asker
@@ -62,12 +62,6 @@ async def _say(respond: AsyncRespond, message: Message) -> None:
 # --- cancel ------------------------------------------------------------------------------
 
 
-DIALOG_FAILED = (
-    "Slack did not let me open the cancel dialog in time. Nothing was canceled: click "
-    "*Cancel rollout…* again."
-)
-
-
 async def open_cancel_dialog(
     deps: Deps,
     client: AsyncWebClient,
@@ -86,7 +80,7 @@ async def open_cancel_dialog(
         opened = await client.views_open(trigger_id=trigger_id, view=loading)
     except SlackApiError as exc:  # e.g. expired_trigger_id: Slack took too long to get here
         log.info("cancel dialog not opened: %s", exc.response.get("error"))
-        await say(deps.renderer.render("note", text=DIALOG_FAILED, demo=deps.demo))
+        await say(deps.renderer.render("note", kind="dialog_failed", demo=deps.demo))
         return
     view_id = opened["view"]["id"]
     context: dict[str, Any] = {
@@ -246,12 +240,11 @@ async def run_cancel(
         # Confirmed in a dialog opened earlier: the batch may have finished meanwhile.
         if job.is_finished:
             return
-        iot = deps.service.client
         if detail["dynamic"]:
-            action.request_ids.append(await iot.cancel_strategy(job_id, instance_id=instance))
+            action.request_ids.append(await deps.service.cancel_strategy(job_id, instance))
             detail["done"].append("strategy")
         action.request_ids.append(
-            await iot.cancel_tasks(job_id, frozenset(kinds), instance_id=instance)
+            await deps.service.cancel_tasks(job_id, frozenset(kinds), instance)
         )
         detail["done"].append("tasks")
 
@@ -303,12 +296,12 @@ async def _tell_everyone(
     places = await _post_in_threads(deps, job_id, instance, message, log_id)
     if not places and asker.channel_id.startswith(("C", "G")):
         try:
-            await deps.watcher.poster.post(asker.channel_id, message, marker={"action": log_id})
+            await deps.poster.post(asker.channel_id, message, marker={"action": log_id})
             places.append(asker.channel_id)
         except (ChannelUnavailable, SlackApiError) as exc:
             log.info("could not post action %s in %s: %s", log_id, asker.channel_id, exc)
     if asker.channel_id not in places:  # the person always learns how it went
-        await deps.watcher.poster.direct_message(asker.user_id, message)
+        await deps.poster.direct_message(asker.user_id, message)
 
 
 async def report_interrupted(deps: Deps, *, stale_before: float | None = None) -> int:
@@ -378,7 +371,7 @@ async def _post_in_threads(
         if not watch.card_ts:
             continue
         try:
-            await deps.watcher.poster.post(
+            await deps.poster.post(
                 watch.channel_id, message, marker={"action": log_id}, thread_ts=watch.card_ts
             )
             posted.append(watch.channel_id)
@@ -388,7 +381,6 @@ async def _post_in_threads(
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
-    reupgrading: set[tuple[str, str | None]] = set()  # batches being re-upgraded now
 
     async def refusal(respond: AsyncRespond, reason: str) -> None:
         await _say(respond, deps.renderer.render("refused", reason=reason, demo=deps.demo))
@@ -420,7 +412,10 @@ def register(app: AsyncApp, deps: Deps) -> None:
         reason = await _refuse(deps, "cancel", asker.user_id)
         if reason or ref is None:
             # The dialog stays open and says why; nothing is canceled.
-            await ack(response_action="errors", errors={IN_PROGRESS_BLOCK: _refusal_words(reason)})
+            await ack(
+                response_action="errors",
+                errors={IN_PROGRESS_BLOCK: _refusal_words(deps.renderer, reason)},
+            )
             return
         await ack()  # closes the dialog; the outcome is posted in the thread and by DM
         values = (view.get("state") or {}).get("values") or {}
@@ -441,26 +436,22 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await refusal(click.respond, reason)
             return
         key = (ref.job_id, deps.service.instance_for(ref.instance_id))
-        if key in reupgrading:  # a second click, or a second admin: once is enough
-            text = f"A re-upgrade of batch `{ref.job_id}` is already running; its record follows."
-            await _say(click.respond, deps.renderer.render("note", text=text, demo=deps.demo))
+        if not deps.kept.reupgrades.start(key):  # a second click, or admin: once is enough
+            note = deps.renderer.render(
+                "note", kind="reupgrade_running", job_id=ref.job_id, demo=deps.demo
+            )
+            await _say(click.respond, note)
             return
-        reupgrading.add(key)
         try:
-            text = f"Re-upgrading the failed devices of batch `{ref.job_id}`…"
-            await _say(click.respond, deps.renderer.render("note", text=text, demo=deps.demo))
+            note = deps.renderer.render(
+                "note", kind="reupgrading", job_id=ref.job_id, demo=deps.demo
+            )
+            await _say(click.respond, note)
             await run_reupgrade(deps, click.client, ref, click.asker)
         finally:
-            reupgrading.discard(key)
+            deps.kept.reupgrades.done(key)
 
 
-REFUSAL_WORDS = {
-    "action_disabled": "Canceling from Slack is turned off (OTAJOB_ACTIONS). Nothing was canceled.",
-    "not_admin": "Only people in OTAJOB_ADMINS can cancel a rollout. Nothing was canceled.",
-}
-
-
-def _refusal_words(reason: str | None) -> str:
+def _refusal_words(renderer: Renderer, reason: str | None) -> str:
     """A modal shows input errors as plain text under the block."""
-    stale = "This dialog is out of date. Nothing was canceled: open the card again."
-    return REFUSAL_WORDS.get(reason or "", stale)
+    return renderer.text("dialog_refusal", reason=reason or "stale").strip()

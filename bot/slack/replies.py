@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 from slack_bolt.async_app import AsyncRespond
 
-from ..deps import Deps
+from ..card_counts import Counts
 from ..iot.errors import IotError, error_kind
-from ..iot.models import Counts, JobResult
+from ..iot.models import JobResult
 from ..job_ref import JobRef
 from ..render import Message, job_card
 from ..watch.store import ENDED
+from .deps import Deps
 
 LOADING = Counts(loading=True)
 
@@ -52,7 +53,7 @@ async def job_reply(
     except IotError as error:
         return Reply(api_error_message(deps, error, ref.job_id, instance), ok=False)
     if ref.watch_id is not None:  # a watched card keeps its watch line when refreshed
-        watch = await deps.watcher.store.get_watch(ref.watch_id)
+        watch = await deps.store.get_watch(ref.watch_id)
         if watch is not None and watch.job_id == ref.job_id:
 
             def watched(c: Counts) -> Message:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from ..deps import Deps
 from . import access, actions, commands, errors, events, guarded, respond, triage
+from .deps import Deps
 
 
 def register_all(app: AsyncApp, deps: Deps, policy: access.Policy) -> None:

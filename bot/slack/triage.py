@@ -12,13 +12,13 @@ from typing import Any, Literal
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 
 from .. import failures as failure_pages
-from ..deps import Deps
 from ..iot.errors import IotError
 from ..iot.models import OtaJob
 from ..iot.service import Failures
 from ..job_ref import JobRef
-from ..render import Message, slack_escape
+from ..render import Message
 from .buttons import Click, on_click
+from .deps import Deps
 from .grammar import DeviceJobs, FailedDevices, FirmwareJobs
 from .replies import answer_with_counts, api_error_message, ephemeral
 from .watching import Asker
@@ -88,7 +88,7 @@ async def failed_devices(
         interim = not done
     if interim:
         note = deps.renderer.render(
-            "note", text=f"Reading the failed devices of batch `{request.job_id}`…", demo=deps.demo
+            "note", kind="reading_failed", job_id=request.job_id, demo=deps.demo
         )
         await ephemeral(respond, replace=mode == "in_place")(note)
     send = ephemeral(respond, replace=mode == "in_place" or interim)
@@ -136,26 +136,18 @@ async def upload_csv(deps: Deps, ref: PageRef, asker: Asker, respond: AsyncRespo
         await ephemeral(respond)(api_error_message(deps, error, ref.job_id, instance))
         return
     n = len(failures.tasks)
-    where = await deps.watcher.poster.upload(
+    words = dict(n=n, job_id=ref.job_id, who=asker.user_name, demo=False)
+    where = await deps.poster.upload(
         asker.channel_id,
         asker.user_id,
         content=failure_pages.to_csv(failures.tasks),
         filename=f"otajob-{ref.job_id}-failed.csv",
-        title=f"Failed devices of OTA batch {ref.job_id} ({n:,})",
+        title=deps.renderer.render("note", kind="csv_title", **words).text,
         # A name, not a mention: asking for a file must not ping anyone.
-        comment=(
-            f"{n:,} failed devices of OTA batch `{ref.job_id}`, "
-            f"asked for by {slack_escape(asker.user_name)}"
-        ),
+        comment=deps.renderer.render("note", kind="csv_comment", **words).text,
     )
-    text = (
-        f"The CSV of {n:,} failed devices is in this conversation."
-        if where == asker.channel_id
-        else "I cannot post files here, so the CSV is in your DM with otajob."
-        if where
-        else "Slack did not take the CSV here or in your DM. Invite otajob here and try again."
-    )
-    await ephemeral(respond)(deps.renderer.render("note", text=text, demo=deps.demo))
+    kind = "csv_here" if where == asker.channel_id else "csv_in_dm" if where else "csv_nowhere"
+    await ephemeral(respond)(deps.renderer.render("note", kind=kind, n=n, demo=deps.demo))
 
 
 async def firmware_jobs(
@@ -175,7 +167,7 @@ async def firmware_jobs(
         [page.request_id or ""],
         instance,
         firmware_id=request.firmware_id,
-        note=None,
+        searched=None,
     )
     await ephemeral(respond)(message)
 
@@ -190,14 +182,8 @@ async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: As
         subject = f"{request.product_key}/{request.device_name}"
         await ephemeral(respond)(api_error_message(deps, error, subject, instance, "device"))
         return
-    note = None
-    if request.firmware_id is None:
-        unread = f" ({found.firmware_failed} could not be read)" if found.firmware_failed else ""
-        note = (
-            f"Alibaba Cloud lists a device's batches per update package: asked about "
-            f"{found.firmware_checked} of the product's {found.firmware_total} packages, "
-            f"newest first{unread}. Add `firmware <FirmwareId>` to ask about one package."
-        )
+    # Without a FirmwareId the list comes from the newest packages: the list says so.
+    searched = found if request.firmware_id is None else None
     message = _job_list(
         deps,
         found.jobs,
@@ -206,7 +192,7 @@ async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: As
         instance,
         product_key=request.product_key,
         device_name=request.device_name,
-        note=note,
+        searched=searched,
     )
     await ephemeral(respond)(message)
 
@@ -218,9 +204,11 @@ def _job_list(
     request_ids: list[str],
     instance: str | None,
     *,
-    note: str | None,
+    searched: Any,
     **subject: str,
 ) -> Message:
+    """``searched``: the device lookup across the newest packages (DeviceJobs without a
+    FirmwareId), said under the list; None otherwise."""
     defaults = {"product_key": "", "device_name": "", "firmware_id": ""}
     return deps.renderer.render(
         "job_list",
@@ -228,7 +216,7 @@ def _job_list(
         total=total,
         request_ids=[r for r in request_ids if r],
         instance_id=instance,
-        note=note,
+        searched=searched,
         open_value=lambda job_id: JobRef(job_id, instance).to_value(),
         demo=deps.demo,
         **(defaults | subject),

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import TTLCache
 from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ..deps import Deps
 from ..iot.errors import IotError
 from ..job_ref import JobRef
 from ..watch.poster import ChannelUnavailable
 from ..watch.watcher import Outcome
+from .deps import Deps
 from .grammar import ListWatches, UnwatchJob, WatchJob
 from .replies import api_error_message, ephemeral, job_reply
 
@@ -74,7 +72,7 @@ async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespo
         else:
             try:
                 marker = {"final_card": request.job_id}
-                await deps.watcher.poster.post(target, card, marker=marker)
+                await deps.poster.post(target, card, marker=marker)
             except ChannelUnavailable as exc:
                 outcome, error = Outcome.CHANNEL_UNAVAILABLE, exc.error
     await _tell(
@@ -113,12 +111,12 @@ async def list_watches(
     deps: Deps, request: ListWatches, asker: Asker, respond: AsyncRespond
 ) -> None:
     channel_id, user_id = asker.channel_id, asker.user_id
-    store = deps.watcher.store
+    store = deps.store
     watches = await store.live_watches(channel_id=None if request.everywhere else channel_id)
     unchecked: set[str] = set()
     if request.everywhere:  # only channels the asker is in
         others = {w.channel_id for w in watches} - {channel_id}
-        visible, unchecked = await channels_of(deps.watcher.poster.client, others, user_id)
+        visible, unchecked = await channels_of(deps, others, user_id)
         watches = [w for w in watches if w.channel_id in visible or w.channel_id == channel_id]
     polls = await store.polls_for(watches)
     rows = []
@@ -170,7 +168,7 @@ async def _refused(
 
 
 async def _is_member(deps: Deps, channel_id: str, user_id: str) -> bool | None:
-    return await is_member(deps.watcher.poster.client, channel_id, user_id)
+    return await is_member(deps.client, channel_id, user_id)
 
 
 async def is_member(client: AsyncWebClient, channel_id: str, user_id: str) -> bool | None:
@@ -191,37 +189,28 @@ async def is_member(client: AsyncWebClient, channel_id: str, user_id: str) -> bo
     return False
 
 
-# Per app client (the runtime's own AsyncWebClient; Bolt gives each request a new one, so
-# callers pass deps.watcher.poster.client): user -> the channels they are in, for a
-# minute. The Home tab and `watches all` ask about every watched channel each time, and
-# membership rarely changes within a minute. One users.conversations call (Tier 3, up to
-# 999 channels a page) answers for all of them, where conversations.members would cost a
-# call per channel (Tier 4: 2,000 watched channels would take Slack's limits 20 minutes).
-# Only answers are kept: a read that failed is asked again next time.
-MEMBERSHIP_SECONDS = 60.0
-MEMBERSHIP_PEOPLE = 10_000
+# The Home tab and `watches all` ask about every watched channel each time. One
+# users.conversations call (Tier 3, up to 999 channels a page) answers for all of them,
+# where conversations.members would cost a call per channel (Tier 4: 2,000 watched
+# channels would take Slack's limits 20 minutes). Kept a minute in deps.kept.channels;
+# only answers are kept: a read that failed is asked again next time.
 CHANNELS_PAGE = 999  # users.conversations' largest page
-_channels: weakref.WeakKeyDictionary[AsyncWebClient, TTLCache[str, frozenset[str]]]
-_channels = weakref.WeakKeyDictionary()
 
 
 async def channels_of(
-    client: AsyncWebClient, channel_ids: Iterable[str], user_id: str
+    deps: Deps, channel_ids: Iterable[str], user_id: str
 ) -> tuple[set[str], set[str]]:
     """(which of ``channel_ids`` the person is in, which could not be checked): the
     public channels they are in and the private ones they share with the app."""
     wanted = set(channel_ids)
     if not wanted:
         return set(), set()
-    known = _channels.get(client)
-    if known is None:
-        known = _channels[client] = TTLCache(MEMBERSHIP_PEOPLE, MEMBERSHIP_SECONDS)
-    theirs = known.get(user_id)
+    theirs = deps.kept.channels.get(user_id)
     if theirs is None:
-        theirs = await _read_channels(client, user_id)
+        theirs = await _read_channels(deps.client, user_id)
         if theirs is None:
             return set(), wanted
-        known[user_id] = theirs
+        deps.kept.channels[user_id] = theirs
     return wanted & theirs, set()
 
 

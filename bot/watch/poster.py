@@ -3,6 +3,8 @@
 Each post carries message metadata naming its outbox entry. After a crash between
 Slack accepting a post and the database recording it, ``find`` looks for that metadata
 in the thread (or the channel's recent history, for a card) instead of posting again.
+The protocol around it (the outbox intent, the search, the post, the record) is in
+``delivery``; this module only talks to Slack.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""Test doubles (fake Slack server and request builder) for tests and benchmarks."""
+"""Test doubles (fake Slack server and request builder) for tests and benchmarks.
 
-from tests.fakes.directory import Directory, Person, UserGroup
-from tests.fakes.inbound import (
+A package of its own so tests/, bench/ and a local chat surface share it; it imports
+neither tests/ nor bench/."""
+
+from fakes.directory import Directory, Person, UserGroup
+from fakes.inbound import (
     Inbound,
     as_http,
     checkboxes,
@@ -12,7 +15,7 @@ from tests.fakes.inbound import (
     text_input,
     users_select,
 )
-from tests.fakes.slack import BOT_ID, ApiCall, FakeSlack, WebhookPost
+from fakes.slack import BOT_ID, ApiCall, FakeSlack, WebhookPost
 
 __all__ = [
     "BOT_ID",

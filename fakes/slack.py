@@ -1,7 +1,7 @@
 """A fake Slack on 127.0.0.1: Web API (`/api/<method>`), `response_url`s and file uploads.
 
 Point the app at it with ``AsyncWebClient(token=fake.bot_token, base_url=fake.api_url)`` and
-send the app requests as Slack would with ``Inbound(fake, secret)`` (tests/fakes/inbound.py),
+send the app requests as Slack would with ``Inbound(fake, secret)`` (fakes/inbound.py),
 which takes response_urls and trigger_ids from the fake. Every request is recorded
 (``calls`` / ``posts``), failures can be scripted with ``fail_next`` and a delay with ``latency``.
 
@@ -17,10 +17,10 @@ published with ``views.publish`` (``home``, by user ID), ephemeral messages (``e
 completed file uploads (``files``) and the user groups that ``usergroups.users.list`` answers
 from (``usergroups``, set by tests).
 
-It refuses what Slack refuses, with Slack's codes (tests/fakes/README.md lists each rule and its
+It refuses what Slack refuses, with Slack's codes (fakes/README.md lists each rule and its
 source): a trigger_id must come from ``new_trigger_id()``, works once and within 3 seconds;
-Block Kit limits (tests/fakes/block_kit.py) give ``invalid_blocks`` / ``invalid_arguments``;
-per-method rate limits (tests/fakes/rate_tiers.py, ``rate_limits=False`` to switch off) give
+Block Kit limits (fakes/block_kit.py) give ``invalid_blocks`` / ``invalid_arguments``;
+per-method rate limits (fakes/rate_tiers.py, ``rate_limits=False`` to switch off) give
 HTTP 429 ``ratelimited`` with Retry-After; a response_url takes 5 posts within 30 minutes.
 Every time-based rule reads the injected ``clock`` (``time.monotonic`` by default).
 """
@@ -43,9 +43,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.block_kit import message_errors, slack_messages, view_errors
-from tests.fakes.directory import Directory
-from tests.fakes.rate_tiers import RateLimiter
+from fakes.block_kit import message_errors, slack_messages, view_errors
+from fakes.directory import Directory
+from fakes.rate_tiers import RateLimiter
 
 _WEB = "https://fake.slack.com/"
 BOT_ID = "B0001"
@@ -111,7 +111,7 @@ class FakeSlack:
         # Every time-based rule (trigger expiry, rate limits, response_url) reads this clock,
         # so tests can drive time without sleeping.
         self.clock = clock
-        # Per-method sliding windows (tests/fakes/rate_tiers.py); switch off with False.
+        # Per-method sliding windows (fakes/rate_tiers.py); switch off with False.
         # ``limiter.per_minute`` / ``limiter.post_burst`` may be changed by a test.
         self.rate_limits = rate_limits
         self.limiter = RateLimiter()
@@ -132,7 +132,7 @@ class FakeSlack:
         self._used_triggers: set[str] = set()
         self.usergroups: dict[str, list[str]] = {}  # usergroup ID -> user IDs; set by tests
         # People, user groups and channels by the names typed after "@" / "#": what the
-        # request builder (tests/fakes/inbound.py) turns into Slack's tokens.
+        # request builder (fakes/inbound.py) turns into Slack's tokens.
         self.directory = Directory(self)
         self.ephemerals: list[dict] = []  # {"channel", "user", "text", "blocks", "thread_ts"}
         # {"id", "name", "is_private", "is_archived", "is_member", "members": set[str]}
@@ -352,7 +352,7 @@ class FakeSlack:
 
     def _rate_limited(self, method: str, a: dict, call: ApiCall) -> web.Response | None:
         """HTTP 429 ``ratelimited`` with Retry-After when `method` is over its limit
-        (tests/fakes/rate_tiers.py has the limits and their sources)."""
+        (fakes/rate_tiers.py has the limits and their sources)."""
         if not self.rate_limits:
             return None
         channel = a.get("channel") if method == "chat.postMessage" else None

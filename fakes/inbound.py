@@ -20,7 +20,7 @@ and saw; the builder sends what Slack would::
 
 Given a FakeSlack, trigger_ids come from ``fake.new_trigger_id()`` (so ``views.open``
 accepts them once, within 3 s, like Slack), response_urls from ``fake.response_url(key)``,
-names from ``fake.directory`` (tests/fakes/directory.py) and channel names from the fake's
+names from ``fake.directory`` (fakes/directory.py) and channel names from the fake's
 channel model.
 
 Sources (each behaviour below names its own):
@@ -60,12 +60,12 @@ from urllib.parse import urlencode
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.fakes.directory import DEFAULT_USER_ID, DEFAULT_USER_NAME, Person
-from tests.fakes.slack import BOT_ID
+from fakes.directory import DEFAULT_USER_ID, DEFAULT_USER_NAME, Person
+from fakes.slack import BOT_ID
 
 if TYPE_CHECKING:
-    from tests.fakes.directory import Directory
-    from tests.fakes.slack import FakeSlack
+    from fakes.directory import Directory
+    from fakes.slack import FakeSlack
 
 FORM = "application/x-www-form-urlencoded"  # [slash], [actions]: interactivity is a form post
 JSON = "application/json"  # [events]: "The event will be in the Content-Type: application/json"

@@ -2,7 +2,7 @@
 
 When someone types ``@oncall`` or ``#ops`` in the message box, Slack offers the matching
 person, user group or channel; picked, it is sent to the app as an ID token (``<@U…>``,
-``<!subteam^S…>``, ``<#C…>``). The request builder (tests/fakes/inbound.py) looks names up
+``<!subteam^S…>``, ``<#C…>``). The request builder (fakes/inbound.py) looks names up
 here: people by their handle, user groups by their handle, channels by name (from the
 fake's own channel model, ``FakeSlack.channels``). A name Slack does not know stays plain
 text, as it does in Slack.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tests.fakes.slack import FakeSlack
+    from fakes.slack import FakeSlack
 
 DEFAULT_USER_ID, DEFAULT_USER_NAME = "U123", "alice"
 BOT_NAME = "otajob"  # the bot's handle; FakeSlack's auth.test answers "user": "otajob"

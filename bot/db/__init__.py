@@ -1,0 +1,1 @@
+"""Storage: the schema, its migrations, one repository per table family, and Store."""

@@ -1,0 +1,74 @@
+"""The versioned schema migrations (append-only) and the step that applies them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, func, insert, inspect, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .schema import (
+    action_log,
+    events_seen,
+    metadata,
+    outbox,
+    polls,
+    schema_version,
+    watches,
+    watches_by_job,
+)
+
+
+def _v1(sync_conn: Any) -> None:
+    metadata.create_all(sync_conn, tables=[watches, polls, outbox])
+
+
+def _v2(sync_conn: Any) -> None:
+    watches_by_job.create(sync_conn, checkfirst=True)
+
+
+def _v3(sync_conn: Any) -> None:
+    """Alerts on watches, device counts on polls, event dedup, the action log."""
+    for table in (watches, polls):
+        _add_missing_columns(sync_conn, table)
+    metadata.create_all(sync_conn, tables=[events_seen, action_log])
+
+
+def _v4(sync_conn: Any) -> None:
+    """Actions are written before they run (where they were taken, and a heartbeat); a
+    watch knows what its card shows, so a card Slack would not update is tried again."""
+    _add_missing_columns(sync_conn, action_log)
+    _add_missing_columns(sync_conn, watches)
+    # A card posted before this version shows the status its channel was last told.
+    sync_conn.execute(
+        update(watches)
+        .where(watches.c.card_ts.is_not(None), watches.c.card_status.is_(None))
+        .values(card_status=watches.c.told_status)
+    )
+
+
+def _add_missing_columns(sync_conn: Any, table: Table) -> None:
+    """ALTER TABLE ... ADD COLUMN for columns a database made by an older version lacks
+    (v1 creates tables as defined now, so on a fresh database there are none)."""
+    present = {c["name"] for c in inspect(sync_conn).get_columns(table.name)}
+    for column in table.columns:
+        if column.name not in present:
+            kind = column.type.compile(dialect=sync_conn.dialect)
+            sync_conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+
+
+# A versioned scheme in place of Alembic: each entry upgrades the schema by one version
+# inside one transaction. Append, never edit.
+MIGRATIONS = [_v1, _v2, _v3, _v4]
+
+
+async def migrate(engine: AsyncEngine) -> int:
+    """Bring the schema to the newest version; returns that version."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: metadata.create_all(c, tables=[schema_version]))
+        current = (await conn.execute(select(func.max(schema_version.c.version)))).scalar()
+        current = current or 0
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            await conn.run_sync(step)
+            await conn.execute(insert(schema_version).values(version=version))
+    return len(MIGRATIONS)

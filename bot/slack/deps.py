@@ -1,0 +1,31 @@
+"""What the Slack surfaces need, built once by the composition root and handed in whole:
+each part is a field, so no surface reaches through one object for another."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..iot.service import OtaService
+from ..render import Renderer
+from ..watch.poster import SlackPoster
+from ..watch.store import Store
+from ..watch.watcher import Watcher
+from .access import Admins
+from .kept import Kept
+
+
+@dataclass(frozen=True)
+class Deps:
+    service: OtaService
+    renderer: Renderer
+    watcher: Watcher
+    store: Store
+    poster: SlackPoster  # posts that must not be made twice, DMs, uploads
+    # The app's own Web API client. Bolt hands each request a new one; caches that must
+    # outlive a request (membership, card links) are kept per this client.
+    client: AsyncWebClient
+    admins: Admins
+    demo: bool = False  # every message says it shows demo data
+    kept: Kept = field(default_factory=Kept)  # what the surfaces keep between requests

@@ -1,0 +1,154 @@
+"""What the tests share that is not a fixture: the tests' own key and signing secret, the
+app's settings and runtime as the tests build them, app.py run as a process (free port,
+clean environment, start, stop), and waiting for something to happen.
+
+Fixtures live in conftest.py and build on this module; test modules import from here,
+from tests/surfaces.py (driving the app's Slack surfaces in process: requests into Bolt),
+from fakes/ and from bot/, never from conftest.py or from one another. surfaces.py stays
+its own module because it is one thing, the in-process Slack dispatch, used on its own by
+most Slack tests; everything else shared lives here, so there is one place to look."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from bot.config import Settings, load_settings
+from bot.emulator import IotEmulator
+from bot.iot.credentials import Credential, StaticCredentials
+from bot.runtime import Runtime, build_runtime
+from fakes import FakeSlack
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A key of the tests' own, so a leak check can look for a secret nothing else prints.
+TEST_KEY_ID = "LTAItestOtajobKey"
+TEST_KEY_SECRET = "t3st-s3cret-must-never-appear"
+CREDENTIAL = Credential(TEST_KEY_ID, TEST_KEY_SECRET)
+SIGNING_SECRET = "test-signing-secret"
+
+
+# --- the app in process -------------------------------------------------------------------
+
+
+def app_settings(emulator: IotEmulator, fake: FakeSlack, **extra: str) -> Settings:
+    return load_settings(
+        {
+            "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='otajob-test-')}/otajob.db",
+            "SLACK_BOT_TOKEN": fake.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake.api_url,
+            "IOT_ENDPOINT": emulator.base_url,
+            **extra,
+        }
+    )
+
+
+async def start_runtime(emulator: IotEmulator, fake_slack: FakeSlack, **settings: str) -> Runtime:
+    """The runtime as app.py builds it, against the emulator and the fake Slack, with the
+    tests' key; ``settings`` adds or overrides environment settings. The caller closes it
+    (the ``started`` and ``runtime`` fixtures in conftest.py do)."""
+    return await build_runtime(
+        app_settings(emulator, fake_slack, **settings), credentials=StaticCredentials(CREDENTIAL)
+    )
+
+
+# Set by .ci/run when the machine's PostgreSQL could be started; the PostgreSQL variants
+# of the store and lifecycle tests skip without it (the SQLite ones always run).
+POSTGRES_URL = os.environ.get("OTAJOB_TEST_POSTGRES_URL")
+
+
+async def fresh_postgres(url: str) -> str:
+    """Empty the test database, so each test starts from a schema of nothing."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from bot.watch.store import async_url
+
+    engine = create_async_engine(async_url(url))
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+    return url
+
+
+# --- app.py as a process ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "IOT_", "ALIBABA_"))}
+    keep["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
+    keep["OTAJOB_ENV_FILE"] = "/nonexistent/.env"  # a developer's own .env must not leak in
+    return {**keep, **extra}
+
+
+def app_env(emulator, fake_slack, tmp_path, poll_seconds: str, port: int) -> dict[str, str]:
+    return clean_env(
+        SLACK_BOT_TOKEN=fake_slack.bot_token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        IOT_ENDPOINT=emulator.base_url,
+        ALIBABA_CLOUD_ACCESS_KEY_ID=TEST_KEY_ID,
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET=TEST_KEY_SECRET,
+        DATABASE_URL=f"sqlite:///{tmp_path}/otajob.db",
+        WATCH_POLL_SECONDS=poll_seconds,
+        PORT=str(port),
+    )
+
+
+async def start_app(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "app.py", cwd=ROOT, env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 20
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                await http.get(f"http://127.0.0.1:{port}/healthz")
+                return process
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "app did not start"
+                await asyncio.sleep(0.1)
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+# --- waiting ------------------------------------------------------------------------------
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Return as soon as ``check()`` holds (looked at every 10 ms); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s"
+        await asyncio.sleep(0.01)
+
+
+async def settle() -> None:
+    """Give the app time to do anything else it would still do for a request it already
+    answered or refused, before a test checks that nothing more happened."""
+    await asyncio.sleep(0.3)
