@@ -25,8 +25,8 @@ from .iot.quota import SlidingWindowLimiter
 from .iot.service import OtaService
 from .render import Renderer
 from .slack.access import Admins, Policy
+from .slack.action_record import report_interrupted_forever
 from .slack.deps import Deps
-from .slack.guarded import report_interrupted_forever
 from .slack.surfaces import register_all
 from .watch.poster import SlackPoster
 from .watch.store import Store

@@ -391,7 +391,7 @@ async def test_card_links_are_kept_for_the_most_recent_cards_only(runtime, fake_
 async def test_an_interrupted_action_that_could_not_be_told_is_told_next_round(
     runtime, fake_slack, monkeypatch
 ):
-    from bot.slack import guarded
+    from bot.slack import action_record
 
     store = runtime.store
     await store.start_action(
@@ -405,18 +405,18 @@ async def test_an_interrupted_action_that_could_not_be_told_is_told_next_round(
         channel_id=CHANNEL,
         detail={"cancel": ["queued"], "done": [], "dynamic": False, "finished": False},
     )
-    real = guarded._tell_everyone
+    real = action_record._tell_everyone
 
     async def broken(*args, **kwargs):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(guarded, "_tell_everyone", broken)
-    assert await guarded.report_interrupted(runtime.deps, stale_before=200.0) == 0
-    monkeypatch.setattr(guarded, "_tell_everyone", real)
-    assert await guarded.report_interrupted(runtime.deps, stale_before=200.0) == 1
+    monkeypatch.setattr(action_record, "_tell_everyone", broken)
+    assert await action_record.report_interrupted(runtime.deps, stale_before=200.0) == 0
+    monkeypatch.setattr(action_record, "_tell_everyone", real)
+    assert await action_record.report_interrupted(runtime.deps, stale_before=200.0) == 1
     (record,) = await fake_slack.wait_for_messages(CHANNEL)
     assert "when otajob stopped" in record["text"]
-    assert await guarded.report_interrupted(runtime.deps, stale_before=300.0) == 0
+    assert await action_record.report_interrupted(runtime.deps, stale_before=300.0) == 0
 
 
 async def test_a_final_card_slack_refuses_for_good_does_not_keep_the_watch(emulator, fake_slack):

@@ -7,13 +7,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
-from ..job_ref import JobRef
-from . import triage, watching
+from . import card, triage, watching
 from .deps import Deps
-from .grammar import BadInput, QueryJob, ShowHelp, parse_command
-from .replies import answer_with_counts, ephemeral
+from .grammar import BadInput, ShowHelp, parse_command
 
-ROUTES: dict[type, Any] = {**watching.ROUTES, **triage.ROUTES}
+# What each parsed request runs: every feature module names its own.
+ROUTES: dict[type, Any] = {**card.ROUTES, **watching.ROUTES, **triage.ROUTES}
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
@@ -36,14 +35,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
             user_name=command.get("user_name", ""),
             team_id=command.get("team_id", ""),
         )
-        route = ROUTES.get(type(parsed))
-        if route is not None:
-            await route(deps, parsed, asker, respond)
-            return
-        assert isinstance(parsed, QueryJob)
-
-        # Only this person sees the card, so it may carry the write actions they may take.
-        admin = await deps.admins.is_admin(asker.user_id)
-        ref = JobRef(parsed.job_id, parsed.instance_id)
-        send, replace = ephemeral(respond, replace=None), ephemeral(respond, replace=True)
-        await answer_with_counts(deps, ref, send, replace, admin=admin)
+        await ROUTES[type(parsed)](deps, parsed, asker, respond)

@@ -1,18 +1,31 @@
-"""Buttons on the job card: Refresh, Share in channel, Watch."""
+"""The job card: `/otajob <JobId>` and the card's buttons (Refresh, Share in channel,
+Watch)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncRespond
 
 from ..job_ref import JobRef
 from ..render import Message
 from . import watching
 from .buttons import Click, on_click
 from .deps import Deps
-from .grammar import WatchJob
+from .grammar import QueryJob, WatchJob
 from .replies import answer_with_counts, counts_within, ephemeral, job_reply
+from .watching import Asker
+
+
+async def show_card(deps: Deps, request: QueryJob, asker: Asker, respond: AsyncRespond) -> None:
+    """The card, only for the asker: so it may carry the write actions they may take."""
+    admin = await deps.admins.is_admin(asker.user_id)
+    ref = JobRef(request.job_id, request.instance_id)
+    send, replace = ephemeral(respond, replace=None), ephemeral(respond, replace=True)
+    await answer_with_counts(deps, ref, send, replace, admin=admin)
+
+
+ROUTES = {QueryJob: show_card}
 
 
 def register(app: AsyncApp, deps: Deps) -> None:
