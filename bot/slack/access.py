@@ -157,14 +157,14 @@ def register(app: AsyncApp, policy: Policy, renderer: Renderer, *, demo: bool = 
             return await next()
         team, user, channel = request_parties(body)
         log.info("refused %s: team=%s user=%s channel=%s", reason, team, user, channel)
-        message = renderer.render("refused", reason=reason, demo=demo)
         if body.get("type") == "view_submission":  # the dialog stays open and says why
-            errors = {VIEW_ERROR_BLOCK: message.text + " Nothing was changed."}
+            errors = {VIEW_ERROR_BLOCK: renderer.text("dialog_refusal", reason=reason).strip()}
             return BoltResponse(
                 status=200,
                 body=json.dumps({"response_action": "errors", "errors": errors}),
                 headers={"content-type": ["application/json;charset=utf-8"]},
             )
+        message = renderer.render("refused", reason=reason, demo=demo)
         if body.get("command"):  # the person sees why, only them, in the ack itself
             return BoltResponse(
                 status=200,
