@@ -365,7 +365,7 @@ async def test_an_answer_past_the_response_urls_five_uses_reaches_the_person(run
 async def test_card_links_are_kept_for_the_most_recent_cards_only(runtime, fake_slack, monkeypatch):
     from cachetools import LRUCache
 
-    from bot.slack import events
+    from bot.slack import home
     from bot.watch.store import Watch
 
     runtime.deps.kept.card_links = LRUCache(10)  # the real size is 2,000
@@ -384,7 +384,7 @@ async def test_card_links_are_kept_for_the_most_recent_cards_only(runtime, fake_
             state="ended",
             note=None,
         )
-        assert (await events._permalink(runtime.deps, watch) or "").startswith("https://")
+        assert (await home._permalink(runtime.deps, watch) or "").startswith("https://")
     assert len(runtime.deps.kept.card_links) == 10
 
 
