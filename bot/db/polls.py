@@ -149,9 +149,6 @@ class PollRepository(Repository):
             jobs, with_alerts = (await conn.execute(query)).one()
         return int(jobs or 0), int(with_alerts or 0)
 
-    async def count_polled_jobs(self) -> int:
-        return (await self.budget_counts())[0]
-
 
 def _key(job_id: str, instance_id: str | None) -> Any:
     """The poll row of a job."""

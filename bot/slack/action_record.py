@@ -21,8 +21,8 @@ from ..iot.errors import IotError
 from ..iot.models import OtaJob
 from ..render import Message
 from ..watch.poster import ChannelUnavailable
+from .asker import Asker
 from .deps import Deps
-from .watching import Asker
 
 log = logging.getLogger("otajob.actions")
 # A running action refreshes its row this often; one silent for ACTION_STALE_SECONDS

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from .asker import Asker
 from .deps import Deps
 from .replies import ephemeral
-from .watching import Asker
 
 R = TypeVar("R")
 
@@ -39,18 +39,7 @@ class Click:
 
 def asker_of(body: dict[str, Any]) -> Asker:
     """The clicker, by name as text: naming them must never ping them."""
-    user = body.get("user") or {}
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-        "channel_id"
-    )
-    name = user.get("name") or user.get("username") or user.get("id") or "someone"
-    team = (body.get("team") or {}).get("id") or user.get("team_id") or ""
-    return Asker(
-        channel_id=str(channel or ""),
-        user_id=str(user.get("id") or ""),
-        user_name=name,
-        team_id=str(team),
-    )
+    return Asker.of_interaction(body)
 
 
 async def say_stale(deps: Deps, respond: AsyncRespond) -> None:

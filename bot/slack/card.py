@@ -10,11 +10,11 @@ from slack_bolt.async_app import AsyncApp, AsyncRespond
 from ..job_ref import JobRef
 from ..render import Message
 from . import watching
+from .asker import Asker
 from .buttons import Click, on_click
 from .deps import Deps
 from .grammar import QueryJob, WatchJob
 from .replies import answer_with_counts, counts_within, ephemeral, job_reply
-from .watching import Asker
 
 
 async def show_card(deps: Deps, request: QueryJob, asker: Asker, respond: AsyncRespond) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from . import card, triage, watching
+from .asker import Asker
 from .deps import Deps
 from .grammar import BadInput, ShowHelp, parse_command
 
@@ -29,10 +30,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await ack(**message.as_kwargs())
             return
         await ack()
-        asker = watching.Asker(
-            channel_id=command.get("channel_id", ""),
-            user_id=command.get("user_id", ""),
-            user_name=command.get("user_name", ""),
-            team_id=command.get("team_id", ""),
-        )
-        await ROUTES[type(parsed)](deps, parsed, asker, respond)
+        await ROUTES[type(parsed)](deps, parsed, Asker.of_command(command), respond)

@@ -25,11 +25,11 @@ from ..iot.errors import IotError
 from ..job_ref import JobRef
 from ..render import Message, Renderer
 from .action_record import Action
+from .asker import Asker
 from .buttons import Click, asker_of, on_click
 from .deps import Deps
 from .replies import ephemeral, read_counts
 from .triage import PageRef
-from .watching import Asker
 
 log = logging.getLogger("otajob.actions")
 CANCEL_CALLBACK = "cancel_confirm"

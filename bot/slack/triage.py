@@ -17,11 +17,11 @@ from ..iot.models import OtaJob
 from ..iot.service import Failures
 from ..job_ref import JobRef
 from ..render import Message
+from .asker import Asker
 from .buttons import Click, on_click
 from .deps import Deps
 from .grammar import DeviceJobs, FailedDevices, FirmwareJobs
 from .replies import answer_with_counts, api_error_message, ephemeral
-from .watching import Asker
 
 # A failure listing that takes longer than this gets a "reading…" message first.
 INTERIM_AFTER_SECONDS = 1.0

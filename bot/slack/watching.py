@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncRespond
@@ -16,6 +15,7 @@ from ..iot.errors import IotError
 from ..job_ref import JobRef
 from ..watch.poster import ChannelUnavailable
 from ..watch.watcher import Outcome
+from .asker import Asker
 from .deps import Deps
 from .grammar import ListWatches, UnwatchJob, WatchJob
 from .replies import api_error_message, ephemeral, job_reply
@@ -23,16 +23,6 @@ from .replies import api_error_message, ephemeral, job_reply
 log = logging.getLogger("otajob.watching")
 # conversations.members answers that mean "not a channel this person and the app share".
 NOT_A_MEMBER_ANSWERS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
-
-
-@dataclass(frozen=True)
-class Asker:
-    """Who typed the command, and where."""
-
-    channel_id: str
-    user_id: str
-    user_name: str
-    team_id: str = ""
 
 
 async def _tell(respond: AsyncRespond, deps: Deps, **context: Any) -> None:
