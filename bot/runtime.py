@@ -19,6 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from .config import IotSettings, Settings
+from .db import Store
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
 from .iot.quota import SlidingWindowLimiter
@@ -29,7 +30,6 @@ from .slack.action_record import report_interrupted_forever
 from .slack.deps import Deps
 from .slack.surfaces import register_all
 from .watch.poster import SlackPoster
-from .watch.store import Store
 from .watch.watcher import Watcher, WatchSettings
 
 log = logging.getLogger("otajob")

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from ..db import Store
 from ..iot.service import OtaService
 from ..render import Renderer
 from ..watch.poster import SlackPoster
-from ..watch.store import Store
 from ..watch.watcher import Watcher
 from .access import Admins
 from .kept import Kept

@@ -13,11 +13,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from ..db import Watch
 from ..iot.errors import IotError
 from ..iot.models import OtaJob, TaskCounts
 from ..iot.quota import Priority
 from ..job_ref import JobRef
-from ..watch.store import Watch
 from .deps import Deps
 from .kept import Debounce
 from .mention import first_delivery

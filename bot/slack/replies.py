@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from slack_bolt.async_app import AsyncRespond
 
 from ..card_counts import Counts
+from ..db import ENDED
 from ..iot.errors import IotError, error_kind
 from ..iot.models import JobResult
 from ..job_ref import JobRef
 from ..render import Message, job_card
-from ..watch.store import ENDED
 from .deps import Deps
 
 LOADING = Counts(loading=True)

@@ -7,8 +7,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..db import Store
 from ..iot.models import TASK_STATUSES, JobResult, OtaJob
-from .store import Store
 from .transitions import PLANNED
 
 

@@ -6,10 +6,10 @@ import asyncio
 import json
 from collections.abc import Callable
 
+from ..db import Store
 from ..iot.models import TaskCounts
 from ..iot.quota import Priority
 from ..iot.service import OtaService
-from .store import Store
 
 
 class PollCounts:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..db import Store, Watch, WatchChange
 from ..render import Message
 from .poster import SlackPoster
-from .store import Store, Watch
 
 
 class Delivery:
@@ -40,7 +40,7 @@ class Delivery:
             # showed then, not what this call would have posted.
             values.pop("card_status", None)
             if values:
-                await self.store.set_watch(watch.id, **values)
+                await self.store.change_watch(watch.id, WatchChange(**values))
             return entry.ts
         marker = {"watch": watch.id, "kind": kind, "key": key}
         ts = None

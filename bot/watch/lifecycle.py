@@ -14,6 +14,7 @@ from enum import Enum
 from slack_sdk.errors import SlackApiError
 
 from ..card_counts import Counts
+from ..db import ACTIVE, PAUSED, Store, Watch, WatchChange
 from ..iot.errors import IotError
 from ..iot.models import JobResult, OtaJob
 from ..iot.service import OtaService
@@ -24,7 +25,6 @@ from .budget import Budget, WatchSettings
 from .counts import PollCounts
 from .delivery import Delivery
 from .poster import ChannelUnavailable, SlackPoster
-from .store import ACTIVE, PAUSED, Store, Watch
 from .transitions import Transition, diff, wanted
 
 log = logging.getLogger("otajob.watch")
@@ -125,18 +125,19 @@ class Lifecycle:
                 and alert is not None
                 and (watch.alert_rule != alert.text or watch.notify != notify)
             ):
-                await self.store.set_watch(
-                    watch.id, alert_rule=alert.text, notify=notify, alerting=False
-                )
+                change = WatchChange(alert_rule=alert.text, notify=notify, alerting=False)
+                await self.store.change_watch(watch.id, change)
                 watch = await self.store.get_watch(watch.id) or watch
                 outcome = Outcome.ALERT_SET
             elif not created and alert_off and watch.alert_rule:
-                await self.store.set_watch(watch.id, alert_rule=None, notify=(), alerting=False)
+                await self.store.change_watch(
+                    watch.id, WatchChange(alert_rule=None, notify=(), alerting=False)
+                )
                 watch = await self.store.get_watch(watch.id) or watch
                 outcome = Outcome.ALERT_SET
             await self.budget.count_jobs()
             if not created and watch.state == PAUSED:
-                await self.store.set_watch(watch.id, state=ACTIVE, note=None)
+                await self.store.change_watch(watch.id, WatchChange(state=ACTIVE, note=None))
                 await self.store.forget_posts(watch.id, "dm")  # a new pause may DM again
                 watch = await self.store.get_watch(watch.id) or watch
                 outcome = Outcome.RESUMED
@@ -144,7 +145,9 @@ class Lifecycle:
                 try:
                     await self.post_card(watch, result)
                 except ChannelUnavailable as exc:
-                    await self.store.set_watch(watch.id, state=PAUSED, note=exc.error)
+                    await self.store.change_watch(
+                        watch.id, WatchChange(state=PAUSED, note=exc.error)
+                    )
                     return WatchResult(Outcome.CHANNEL_UNAVAILABLE, result, watch, exc.error)
             await self.budget.record(job_id, instance, result)
         self._wake.set()
@@ -211,14 +214,16 @@ class Lifecycle:
             if wanted(transition, watch.only):
                 await self._post_transition(watch, result, transition, counts)
             else:
-                await self.store.set_watch(watch.id, told_status=transition.to_status)
+                await self.store.change_watch(
+                    watch.id, WatchChange(told_status=transition.to_status)
+                )
         finished = result.job.is_finished
         status = result.job.job_status
         if transitions or shown != status:
             known = counts.peek()
             card = self.card(watch, result, ended=finished, counts=Counts(known) if known else None)
             if await self.poster.update(watch.channel_id, watch.card_ts or "", card):
-                await self.store.set_watch(watch.id, card_status=status)
+                await self.store.change_watch(watch.id, WatchChange(card_status=status))
             elif finished:
                 # Slack would not edit the card (rate limited): the watch stays until the
                 # card shows the end, so a channel never keeps a card that says "running".
@@ -348,7 +353,7 @@ class Lifecycle:
 
     async def _pause(self, watch: Watch, error: str) -> None:
         """The channel cannot take posts: pause, and tell the person who set it up how to fix it."""
-        await self.store.set_watch(watch.id, state=PAUSED, note=error)
+        await self.store.change_watch(watch.id, WatchChange(state=PAUSED, note=error))
         entry = await self.store.begin_post(watch.id, "dm", error, self._clock())
         if not entry.fresh:  # already told about this pause
             return

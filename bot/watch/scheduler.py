@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from ..db import ACTIVE, Store
 from ..iot.errors import IotError, error_kind
 from ..iot.quota import Priority
 from ..iot.service import OtaService
 from .budget import Budget, WatchSettings
 from .lifecycle import Lifecycle
-from .store import ACTIVE, Store
 
 log = logging.getLogger("otajob.watch")
 

@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 
+from ..db import Store
 from ..iot.service import OtaService
 from ..render import Renderer
 from .budget import Budget, WatchSettings
@@ -24,7 +25,6 @@ from .delivery import Delivery
 from .lifecycle import Lifecycle, Outcome, WatchResult
 from .poster import SlackPoster
 from .scheduler import Scheduler
-from .store import Store
 
 __all__ = ["Outcome", "WatchResult", "WatchSettings", "Watcher"]
 
