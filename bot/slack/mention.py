@@ -78,7 +78,7 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
             **reply.message.as_kwargs(),
         )
     except SlackApiError as exc:  # e.g. an announcement-only channel, or archived
-        error = str(exc.response.get("error") or "an error")
+        error = str(exc.response.get("error") or "unknown_error")
         note = render(
             "note", kind="mention_cannot_post", error=error, job_id=ref.job_id, demo=deps.demo
         )
