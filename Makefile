@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Test processes for make test (pytest-xdist). The PostgreSQL tests share one database:
+# they are one xdist group (--dist loadgroup), run by one process in turn.
+TEST_WORKERS ?= 2
+
 .PHONY: run test lint demo emulator bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -25,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -18,6 +18,14 @@ from bot.iot.credentials import Credential, StaticCredentials
 from bot.iot.quota import SlidingWindowLimiter
 from fakes import FakeSlack
 from tests.helpers import CREDENTIAL, TEST_KEY_ID, TEST_KEY_SECRET, start_runtime
+from tests.surfaces import finish_requests
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort: otherwise in file order). Run on two processes
+    (make test), the long ones then start early instead of leaving one process running
+    alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture
@@ -97,6 +105,7 @@ async def started(emulator, fake_slack):
         return built
 
     yield start
+    await finish_requests()  # the app's answers still under way, before anything closes
     for built in opened:
         await built.aclose()
 

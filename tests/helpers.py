@@ -11,13 +11,14 @@ most Slack tests; everything else shared lives here, so there is one place to lo
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -68,7 +69,9 @@ POSTGRES_URL = os.environ.get("OTAJOB_TEST_POSTGRES_URL")
 
 
 async def fresh_postgres(url: str) -> str:
-    """Empty the test database, so each test starts from a schema of nothing."""
+    """Empty the test database, so each test starts from a schema of nothing. Every test
+    that uses it is marked ``xdist_group("postgres")``: the processes of make test share
+    the one database, and a group runs in one process, one test at a time."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -140,15 +143,19 @@ async def stop(process: asyncio.subprocess.Process) -> None:
 # --- waiting ------------------------------------------------------------------------------
 
 
-async def wait_until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Return as soon as ``check()`` holds (looked at every 10 ms); fail after ``timeout``."""
+async def wait_until(check: Callable[[], bool | Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Return as soon as ``check()`` holds (looked at every 10 ms); fail after ``timeout``.
+    ``check`` may be a coroutine function (a look at the database, say).
+
+    To show that something did *not* happen, wait for what proves the work is done (the
+    request handled: tests/surfaces.py ``handled()``; the poll that would have posted
+    finished; the state that ends the work) and look then: never after a pause."""
     deadline = time.monotonic() + timeout
-    while not check():
+    while True:
+        holds = check()
+        if inspect.isawaitable(holds):
+            holds = await holds
+        if holds:
+            return
         assert time.monotonic() < deadline, f"timed out after {timeout} s"
         await asyncio.sleep(0.01)
-
-
-async def settle() -> None:
-    """Give the app time to do anything else it would still do for a request it already
-    answered or refused, before a test checks that nothing more happened."""
-    await asyncio.sleep(0.3)

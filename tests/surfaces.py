@@ -8,7 +8,10 @@ the app in process. It builds on tests/helpers.py, never the other way round."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
+from typing import Any
 
 from bot.runtime import Runtime
 from fakes import Inbound
@@ -20,8 +23,58 @@ def slack(fake_slack, **workspace) -> Inbound:
     return Inbound(fake_slack, SIGNING_SECRET, **workspace)
 
 
+# Bolt acks first and runs the listeners after, in tasks of their own
+# (process_before_response=False). Every task started while a request is dispatched, and
+# every task those start in turn (they inherit the context), is a request's work:
+# handled() waits for all of it.
+_in_request: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)
+_unfinished: set[asyncio.Task[Any]] = set()
+
+
+def _request_task_factory(loop: asyncio.AbstractEventLoop, coro, **kwargs) -> asyncio.Task:
+    task = asyncio.Task(coro, loop=loop, **kwargs)
+    context = kwargs.get("context")
+    if context.run(_in_request.get) if context is not None else _in_request.get():
+        _unfinished.add(task)
+        task.add_done_callback(_unfinished.discard)
+    return task
+
+
 async def dispatch(runtime: Runtime, request):
-    return await runtime.app.async_dispatch(request)
+    loop = asyncio.get_running_loop()
+    if loop.get_task_factory() is not _request_task_factory:
+        assert loop.get_task_factory() is None, "another task factory is installed"
+        loop.set_task_factory(_request_task_factory)
+    marked = _in_request.set(True)
+    try:
+        return await runtime.app.async_dispatch(request)
+    finally:
+        _in_request.reset(marked)
+
+
+async def finish_requests(timeout: float = 10.0) -> None:
+    """For teardown, before the runtime and the fakes close: let the app finish what it
+    still does for the requests of the test (a card's counts, a post on its way), so
+    nothing is cut off half-sent; whatever still runs after ``timeout`` is cancelled."""
+    loop = asyncio.get_running_loop()
+    try:
+        await handled(timeout)
+    except TimeoutError:
+        left = [t for t in _unfinished if t.get_loop() is loop]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+
+
+async def handled(timeout: float = 10.0) -> None:
+    """Return once everything the requests dispatched so far started has finished: the
+    listeners Bolt ran after the ack, their posts and reads, and the tasks they started.
+    A test that checks a request did nothing (no read, no post, no write) checks after
+    this: then nothing more can come of that request."""
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        while pending := [t for t in _unfinished if t.get_loop() is loop]:
+            await asyncio.wait(pending)
 
 
 async def command(runtime: Runtime, fake_slack, text: str, key: str = "r1", **kwargs):

@@ -12,8 +12,8 @@ from bot.config import ConfigError, load_settings
 from bot.emulator import fixtures
 from bot.job_ref import JobRef
 from bot.slack.access import Policy
-from tests.helpers import settle, start_runtime
-from tests.surfaces import click, command, dump, home_opened, mention, submit
+from tests.helpers import start_runtime
+from tests.surfaces import click, command, dump, handled, home_opened, mention, submit
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 OURS, THEIRS = "T0001", "T0OTHER"  # T0001: the fakes' team
@@ -34,7 +34,7 @@ async def test_a_command_from_another_workspace_is_refused_in_the_ack(
     body = ack_body(await command(runtime, fake_slack, JOB, team_id=THEIRS))
     assert body["response_type"] == "ephemeral"
     assert "another Slack workspace" in json.dumps(body)
-    await settle()
+    await handled()
     assert emulator.calls == []  # nothing was read from Alibaba Cloud
     assert fake_slack.posts_to("r1") == []
 
@@ -59,7 +59,7 @@ async def test_a_click_from_another_workspace_is_refused_through_response_url(
     assert refusal.body["response_type"] == "ephemeral"
     assert refusal.body["replace_original"] is False  # the card they clicked stays
     assert "another Slack workspace" in dump(refusal)
-    await settle()
+    await handled()
     assert emulator.calls == [] and len(fake_slack.posts_to("b1")) == 1
 
 
@@ -67,7 +67,7 @@ async def test_a_mention_from_another_workspace_gets_nothing(started, fake_slack
     runtime = await started(SLACK_TEAM_ID=OURS)
     response = await mention(runtime, fake_slack, f"@otajob {JOB}", team_id=THEIRS)
     assert response.status == 200 and not response.body
-    await settle()
+    await handled()
     assert emulator.calls == []
     said = {"chat.postMessage", "chat.postEphemeral", "chat.update", "views.publish"}
     assert [c for c in fake_slack.calls if c.method in said] == []
@@ -93,7 +93,7 @@ async def test_a_command_in_a_channel_not_listed_is_refused(started, fake_slack,
     # A DM is a channel like any other: strict unless listed.
     body = ack_body(await command(runtime, fake_slack, JOB, key="r2", channel_id="D0DM1"))
     assert "OTAJOB_ALLOWED_CHANNELS" in json.dumps(body)
-    await settle()
+    await handled()
     assert emulator.calls == []
 
 
@@ -110,14 +110,14 @@ async def test_a_click_in_a_channel_not_listed_is_refused(started, fake_slack, e
     await click(runtime, fake_slack, "job_refresh", JobRef(JOB).to_value(), channel_id="C123")
     (refusal,) = await fake_slack.wait_for_posts("b1")
     assert "OTAJOB_ALLOWED_CHANNELS" in dump(refusal)
-    await settle()
+    await handled()
     assert emulator.calls == []
 
 
 async def test_a_mention_in_a_channel_not_listed_gets_nothing(started, fake_slack, emulator):
     runtime = await started(OTAJOB_ALLOWED_CHANNELS="C0OPS")
     await mention(runtime, fake_slack, f"@otajob {JOB}", channel_id="C123")
-    await settle()
+    await handled()
     assert emulator.calls == []
     assert fake_slack.calls_to("chat.postMessage") == []
     assert fake_slack.calls_to("chat.postEphemeral") == []
@@ -134,7 +134,7 @@ async def test_the_home_tab_is_not_refused_by_the_channel_list(started, fake_sla
 async def test_the_home_tab_is_refused_to_a_person_not_listed(started, fake_slack):
     runtime = await started(OTAJOB_ALLOWED_USERS="U0ONCALL")
     await home_opened(runtime, fake_slack, "U123")
-    await settle()
+    await handled()
     assert fake_slack.calls_to("views.publish") == []
 
 
@@ -145,7 +145,7 @@ async def test_a_person_not_listed_is_refused(started, fake_slack, emulator):
     await click(runtime, fake_slack, "job_refresh", JobRef(JOB).to_value(), user_id="U123")
     (refusal,) = await fake_slack.wait_for_posts("b1")
     assert "OTAJOB_ALLOWED_USERS" in dump(refusal)
-    await settle()
+    await handled()
     assert emulator.calls == []
 
 
@@ -174,7 +174,7 @@ async def test_a_forged_cancel_dialog_from_another_workspace_cancels_nothing(
         runtime, fake_slack, "cancel_confirm", private_metadata=private, values={}, team_id=THEIRS
     )
     assert response.status == 200
-    await settle()
+    await handled()
     assert emulator.calls == [] and await runtime.store.actions_for(JOB) == []
 
 

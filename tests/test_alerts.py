@@ -82,6 +82,7 @@ def replies(fake_slack) -> list[dict]:
     return fake_slack.thread(CHANNEL, card["ts"])[1:]
 
 
+@pytest.mark.slow
 async def test_alert_fires_once_per_crossing(runtime, fake_slack, emulator):
     text = f"watch {JOB} alert failed>5% notify @olga @fw"
     await command(runtime, fake_slack, text)

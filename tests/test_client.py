@@ -167,6 +167,7 @@ async def test_connection_refused(make_client, emulator) -> None:
     assert info.value.code == "ConnectionError"
 
 
+@pytest.mark.slow
 async def test_quota_is_never_exceeded(make_client, emulator) -> None:
     """35 distinct jobs at once reach the emulator with zero Throttling answers."""
     emulator.auto_jobs = True

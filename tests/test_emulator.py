@@ -32,6 +32,7 @@ from bot.iot.signing import (
     v3_sign,
     v3_string_to_sign,
 )
+from tests.helpers import wait_until
 
 EXAMPLE = fixtures.EXAMPLE_JOB_ID
 UUID_UPPER = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
@@ -463,13 +464,18 @@ async def test_quota_window_slides_and_rejections_take_no_slot(client):
 
 
 async def test_latency_delays_answers_but_not_arrival(emu, client):
-    """latency sleeps before each answer; the call's time is when it arrived."""
+    """latency sleeps before each answer; the call's time is when it arrived (the
+    emulator's clock is driven here: it moves on while the answer waits)."""
+    emu.clock = clock = FakeClock()
+    arrived = clock.now
     emu.latency = 0.2
-    before = time.time()
     started = time.monotonic()
-    assert (await query_job(client, emu)).status_code == 200
-    assert time.monotonic() - started >= 0.2
-    assert emu.calls[0].at - before < 0.15
+    answer = asyncio.create_task(query_job(client, emu))
+    await wait_until(lambda: emu.calls)  # it arrived; its answer waits
+    clock.now += 60
+    assert (await answer).status_code == 200
+    assert time.monotonic() - started >= 0.2  # at least the latency: it cannot come sooner
+    assert emu.calls[0].at == arrived
 
 
 # --- scripted failures -------------------------------------------------------------
@@ -540,9 +546,8 @@ async def test_scripted_slow_trips_client_timeout():
     async with httpx.AsyncClient(timeout=0.3) as short:
         with pytest.raises(httpx.ReadTimeout):
             await query_job(short, emu)
-    started = time.monotonic()
-    await emu.stop()
-    assert time.monotonic() - started < 5
+    # The answer is held for 30 s: stop() wakes it instead of waiting (a hang fails here).
+    await asyncio.wait_for(emu.stop(), timeout=10)
     assert emu.calls[0].scripted == "slow"
 
 
@@ -774,8 +779,10 @@ async def test_list_tasks_instance_scoping(emu, client):
     assert unscoped["Code"] == "iot.ota.JobNotFound"
 
 
-async def test_hundred_thousand_tasks_count_quickly(client):
-    """With 100,000 tasks, the seven PageSize=1 count calls answer in under 0.5 s in all."""
+async def test_hundred_thousand_tasks_count(client):
+    """With 100,000 tasks, the seven PageSize=1 count calls give each status's total, and
+    the last page holds the last device. (Their speed is not asserted: a loaded machine
+    would fail such a test, not the emulator.)"""
     counts = {
         "CONFIRM": 1_000,
         "QUEUED": 30_000,
@@ -788,15 +795,11 @@ async def test_hundred_thousand_tasks_count_quickly(client):
     assert sum(counts.values()) == 100_000
     async with IotEmulator(qps=0) as emu:
         emu.set_tasks(EXAMPLE, counts)
-        await list_tasks(client, emu, PageSize="1")  # warm the connection
-        started = time.monotonic()
         totals = {
             status: (await list_tasks(client, emu, TaskStatus=status, PageSize="1"))["Total"]
             for status in fixtures.TASK_STATUSES
         }
-        elapsed = time.monotonic() - started
         assert totals == counts
-        assert elapsed < 0.5, elapsed
         last = await list_tasks(client, emu, PageSize="100", CurrentPage="1000")
         assert [r["DeviceName"] for r in rows(last)][-1] == "dev-099999"
 

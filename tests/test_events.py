@@ -4,7 +4,6 @@ listing the batches watched in the channels the person is in."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -16,6 +15,7 @@ from tests.surfaces import (
     click,
     dispatch,
     dump,
+    handled,
     home_opened,
     mention,
     slack,
@@ -256,7 +256,7 @@ async def test_home_opened_again_shows_the_stored_counts_at_once(watched, fake_s
     await home_opened(watched, fake_slack, "U123", event_id="EvHome2")
     views = [c.args["view"] for c in await fake_slack.wait_for_calls("views.publish", 3)]
     assert "Reading the newest" not in dump(views[2]) and "66% done" in dump(views[2])
-    await asyncio.sleep(0.3)
+    await handled()
     assert len(fake_slack.calls_to("views.publish")) == 3 and len(emulator.calls) == calls
 
 
@@ -310,7 +310,7 @@ async def test_home_with_nothing_watched_says_so(runtime, fake_slack, emulator):
     (call,) = await fake_slack.wait_for_calls("views.publish")
     assert "Nothing is watched in the channels you are in" in dump(call.args["view"])
     assert "Reading the newest" not in dump(call.args["view"])
-    await asyncio.sleep(0.2)
+    await handled()
     assert len(fake_slack.calls_to("views.publish")) == 1  # nothing to read afresh
     assert emulator.calls == []
 
@@ -325,7 +325,7 @@ async def test_messages_tab_publishes_nothing(watched, fake_slack):
     seen = deliveries(watched)
     response = await home_opened(watched, fake_slack, "U123", tab="messages")
     assert response.status == 200
-    await asyncio.sleep(0.2)
+    await handled()
     assert fake_slack.calls_to("views.publish") == [] and fake_slack.home == {}
     assert seen == []  # not even recorded as seen
 
@@ -338,10 +338,11 @@ async def test_home_opened_retry_is_published_once(watched, fake_slack):
     await wait_until(lambda: len(seen) == 2)
     await fake_slack.wait_for_calls("views.publish", 2)
     assert sorted(seen) == [False, True]
-    await asyncio.sleep(0.2)
+    await handled()
     assert len(fake_slack.calls_to("views.publish")) == 2
 
 
+@pytest.mark.slow
 async def test_many_watches_stay_within_a_home_tabs_blocks(runtime, fake_slack, emulator):
     fake_slack.add_channel("C0PS", "ops", members=("U123",))
     fake_slack.add_channel("C0P2", "ops-2", members=("U123",))

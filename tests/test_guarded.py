@@ -15,8 +15,7 @@ from bot.emulator import fixtures
 from bot.job_ref import JobRef
 from bot.slack.triage import PageRef
 from fakes import checkboxes
-from tests.helpers import settle
-from tests.surfaces import buttons, click, command, dispatch, dump, slack, submit
+from tests.surfaces import buttons, click, command, dispatch, dump, handled, slack, submit
 
 ADMIN, ADMIN_NAME = "U123", "alice"  # the fakes' default user
 MEMBER, MEMBER_NAME = "U999", "mallory"  # in the workspace, not an admin
@@ -265,7 +264,7 @@ async def test_confirming_cancels_the_pending_tasks_and_records_it(runtime, fake
     assert "alice" in text and "canceled the pending device tasks" in text
     assert request_id in text and f"record #{row['id']}" in text
     assert "<@" not in text and "<!" not in text.replace("<!date^", "")
-    await settle()
+    await handled()
     assert fake_slack.messages(ADMIN) == []  # posted where they clicked: no DM
 
 
@@ -310,7 +309,7 @@ async def test_a_watched_batchs_record_goes_in_the_cards_thread(runtime, fake_sl
     thread = fake_slack.thread("C123", card["ts"])
     assert len(thread) == 2 and "canceled the pending device tasks" in text_of(thread[1])
     assert len(fake_slack.top_level("C123")) == 1  # in the thread, not beside the card
-    await settle()
+    await handled()
     assert fake_slack.messages(ADMIN) == []  # they clicked in that channel: no DM
 
 
@@ -375,7 +374,7 @@ async def test_a_non_admin_clicking_a_forged_cancel_button_is_refused(
     assert refusal.body["response_type"] == "ephemeral"
     assert refusal.body["replace_original"] is False
     assert "OTAJOB_ADMINS" in dump(refusal) and "Nothing was changed" in dump(refusal)
-    await settle()
+    await handled()
     assert fake_slack.calls_to("views.open") == []
     assert writes(emulator) == 0 and emulator.count("QueryOTAJob") == 0
     assert await runtime.store.actions_for(STATIC) == []
@@ -388,7 +387,7 @@ async def test_a_non_admin_clicking_a_forged_reupgrade_button_is_refused(
     await click(runtime, fake_slack, "job_reupgrade", value, user_id=MEMBER)
     (refusal,) = await fake_slack.wait_for_posts("b1")
     assert "OTAJOB_ADMINS" in dump(refusal)
-    await settle()
+    await handled()
     assert writes(emulator) == 0 and emulator.task_counts(REUP)["FAILED"] == 25
     assert await runtime.store.actions_for(REUP) == []
 
@@ -401,7 +400,7 @@ async def test_a_non_admin_submitting_a_forged_dialog_gets_errors(runtime, fake_
     body = json.loads(response.body)
     assert body["response_action"] == "errors"
     assert "OTAJOB_ADMINS" in body["errors"]["cancel_in_progress"]
-    await settle()
+    await handled()
     assert writes(emulator) == 0 and emulator.task_counts(STATIC)["CANCELED"] == 0
     assert await runtime.store.actions_for(STATIC) == []
 
@@ -424,7 +423,7 @@ async def test_with_cancel_turned_off_clicks_and_dialogs_are_refused(started, fa
     body = json.loads((await confirm(runtime, fake_slack, {"private_metadata": private})).body)
     assert body["response_action"] == "errors"
     assert "turned off" in body["errors"]["cancel_in_progress"]
-    await settle()
+    await handled()
     assert fake_slack.calls_to("views.open") == [] and writes(emulator) == 0
 
 
@@ -433,7 +432,7 @@ async def test_with_reupgrade_turned_off_the_click_is_refused(started, fake_slac
     await click(runtime, fake_slack, "job_reupgrade", PageRef(REUP, None, 1).to_value())
     (refusal,) = await fake_slack.wait_for_posts("b1")
     assert "turned off" in dump(refusal)
-    await settle()
+    await handled()
     assert writes(emulator) == 0
 
 
@@ -452,7 +451,7 @@ async def test_an_admins_stale_or_forged_button_value_is_refused(
     await click(runtime, fake_slack, action_id, value)
     (post,) = await fake_slack.wait_for_posts("b1")
     assert "cannot read" in dump(post)
-    await settle()
+    await handled()
     assert writes(emulator) == 0 and fake_slack.calls_to("views.open") == []
 
 

@@ -68,7 +68,7 @@ def test_app_refuses_to_start_without_settings() -> None:
     assert "SLACK_BOT_TOKEN" in result.stderr and "SLACK_SIGNING_SECRET" in result.stderr
 
 
-async def test_app_runs_in_demo_mode_and_stops_on_sigterm(fake_slack) -> None:
+async def test_app_runs_in_demo_mode_and_stops_on_sigterm(fake_slack, tmp_path) -> None:
     """`python app.py` in demo mode serves /healthz and exits cleanly on SIGTERM."""
     port = free_port()
     env = clean_env(
@@ -76,6 +76,7 @@ async def test_app_runs_in_demo_mode_and_stops_on_sigterm(fake_slack) -> None:
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=fake_slack.api_url,
         OTAJOB_DEMO="1",
+        DATABASE_URL=f"sqlite:///{tmp_path}/otajob.db",  # not the checkout's otajob.db
         PORT=str(port),
     )
     process = await asyncio.create_subprocess_exec(

@@ -8,7 +8,8 @@ import pytest
 
 from bot.emulator import fixtures
 from bot.iot.errors import IotApiError
-from bot.iot.service import OtaService
+from bot.iot.service import CoalescingCache, OtaService
+from tests.helpers import wait_until
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 
@@ -22,14 +23,35 @@ async def test_identical_concurrent_reads_make_one_call(make_client, emulator) -
     assert emulator.count("QueryOTAJob") == 1
 
 
-async def test_cache_expires(make_client, emulator) -> None:
-    """Within cache_seconds a read is reused; after it, the job is read again."""
-    service = OtaService(make_client(), cache_seconds=0.2)
-    first = await service.get_job(JOB)
-    assert (await service.get_job(JOB)).request_id == first.request_id
-    await asyncio.sleep(0.25)
-    assert (await service.get_job(JOB)).request_id != first.request_id
-    assert emulator.count("QueryOTAJob") == 2
+async def test_cache_expires() -> None:
+    """Within its time to live a read is reused; from then on it is read again (the
+    cache's clock is driven here, not waited for)."""
+    now = [1000.0]
+    cache: CoalescingCache[int] = CoalescingCache(5, clock=lambda: now[0])
+    loads = 0
+
+    async def load() -> int:
+        nonlocal loads
+        loads += 1
+        return loads
+
+    assert await cache.get(JOB, load) == 1
+    now[0] += 4.9
+    assert await cache.get(JOB, load) == 1
+    now[0] += 0.1
+    assert await cache.get(JOB, load) == 2
+    assert await cache.get(JOB, load) == 2
+
+
+async def test_the_service_keeps_reads_for_cache_seconds(make_client, emulator) -> None:
+    """cache_seconds reaches the service's cache: 60 keeps a read, 0 keeps none."""
+    kept = OtaService(make_client(), cache_seconds=60)
+    first = await kept.get_job(JOB)
+    assert (await kept.get_job(JOB)).request_id == first.request_id
+    assert emulator.count("QueryOTAJob") == 1
+    none = OtaService(make_client(), cache_seconds=0)
+    assert (await none.get_job(JOB)).request_id != (await none.get_job(JOB)).request_id
+    assert emulator.count("QueryOTAJob") == 3
 
 
 async def test_fresh_skips_cache_but_joins_inflight(make_client, emulator) -> None:
@@ -58,7 +80,7 @@ async def test_cancelled_caller_does_not_cancel_the_shared_read(make_client, emu
     service = OtaService(make_client(), cache_seconds=5)
     impatient = asyncio.create_task(service.get_job(JOB))
     patient = asyncio.create_task(service.get_job(JOB))
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: emulator.count("QueryOTAJob") == 1)  # the shared read is out
     impatient.cancel()
     assert (await patient).job.job_id == JOB
     assert emulator.count("QueryOTAJob") == 1

@@ -15,7 +15,7 @@ from bot.iot.credentials import Credential, StaticCredentials
 from bot.job_ref import JobRef
 from bot.runtime import build_runtime
 from tests.helpers import TEST_KEY_ID, TEST_KEY_SECRET, app_settings
-from tests.surfaces import click, command, dispatch, slack
+from tests.surfaces import click, command, dispatch, handled, slack
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 
@@ -24,13 +24,29 @@ def dump(post) -> str:
     return json.dumps(post.body, ensure_ascii=False)
 
 
-async def test_command_acks_at_once_then_answers_with_the_card(runtime, fake_slack, emulator):
-    """ack() comes back before the slow API call; the card follows on response_url."""
-    emulator.latency = 1.0
-    start = time.monotonic()
+def hold_reads(runtime, monkeypatch) -> asyncio.Event:
+    """The app's job reads wait until the returned event is set, then go to the emulator."""
+    release = asyncio.Event()
+    read = runtime.deps.service.get_job
+
+    async def held(*args, **kwargs):
+        await release.wait()
+        return await read(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.deps.service, "get_job", held)
+    return release
+
+
+async def test_command_acks_at_once_then_answers_with_the_card(
+    runtime, fake_slack, emulator, monkeypatch
+):
+    """ack() comes back before the API call; the card follows on response_url."""
+    release = hold_reads(runtime, monkeypatch)
     response = await command(runtime, fake_slack, JOB)
-    assert response.status == 200 and time.monotonic() - start < 0.8
-    (post,) = await fake_slack.wait_for_posts("r1")
+    assert response.status == 200 and not response.body  # acked while the read is held
+    assert emulator.count("QueryOTAJob") == 0 and fake_slack.posts == []
+    release.set()
+    post = (await fake_slack.wait_for_posts("r1"))[0]  # the card; the counts replace it
     assert post.body["response_type"] == "ephemeral"
     assert post.body["blocks"][0]["text"]["text"] == "firmware2"
     assert "In progress" in post.body["text"]
@@ -125,7 +141,7 @@ async def test_forged_signature_and_old_timestamp_are_refused(runtime, fake_slac
     forged = await dispatch(runtime, slack(fake_slack).command(JOB, signing_secret="not-ours"))
     old = await dispatch(runtime, slack(fake_slack).command(JOB, timestamp=int(time.time()) - 600))
     assert forged.status == 401 and old.status == 401
-    await asyncio.sleep(0.2)
+    await handled()
     assert emulator.count("QueryOTAJob") == 0 and fake_slack.posts == []
 
 
@@ -145,17 +161,20 @@ async def test_unexpected_error_is_logged_with_an_id_the_user_sees(
     assert f"error_id={error_id}" in caplog.text and "RuntimeError" in caplog.text
 
 
-async def test_forty_concurrent_commands_cost_one_or_two_calls(runtime, fake_slack, emulator):
-    """40 people asking at once: all acked fast, all get the card, ~1 upstream call."""
-    emulator.latency = 0.5
-    start = time.monotonic()
+async def test_forty_concurrent_commands_cost_one_or_two_calls(
+    runtime, fake_slack, emulator, monkeypatch
+):
+    """40 people asking at once: all acked before any read, all get the card, ~1 upstream
+    call."""
+    release = hold_reads(runtime, monkeypatch)
     responses = await asyncio.gather(
         *(command(runtime, fake_slack, JOB, key=f"k{i}") for i in range(40))
     )
-    assert all(r.status == 200 for r in responses)
-    assert time.monotonic() - start < 2.0
+    assert all(r.status == 200 and not r.body for r in responses)
+    assert emulator.count("QueryOTAJob") == 0 and fake_slack.posts == []  # acks first
+    release.set()
     for i in range(40):
-        (post,) = await fake_slack.wait_for_posts(f"k{i}")
+        post = (await fake_slack.wait_for_posts(f"k{i}"))[0]
         assert post.body["blocks"][0]["text"]["text"] == "firmware2"
     assert emulator.count("QueryOTAJob") <= 2
 

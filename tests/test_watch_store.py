@@ -14,7 +14,11 @@ from bot.db.watches import WatchChange
 from tests.helpers import POSTGRES_URL, fresh_postgres
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# The PostgreSQL variants share one database, emptied by each: never two at once (one
+# xdist group runs on one worker, in turn).
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.xdist_group("postgres"))]
+)
 async def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/w.db"
