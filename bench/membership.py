@@ -15,8 +15,8 @@ import asyncio
 import time
 
 from bench.harness import SIGNING_SECRET, stack
+from bot.db import Store
 from bot.emulator import fixtures
-from bot.watch.store import Store
 from fakes import Inbound
 
 CHANNELS = 2_000

@@ -43,9 +43,9 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 
 from bench.harness import Stack, Table, machine, max_in_window, stack
+from bot.db import polls
 from bot.emulator.server import Call
 from bot.iot.models import JobResult, OtaJob
-from bot.watch.store import polls
 
 WATCHES = 1000
 QPS = 10

@@ -4,7 +4,9 @@ is in tests/helpers.py."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 
 # Alibaba's default credential chain may ask the ECS metadata service; never from tests.
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
@@ -26,6 +28,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     (make test), the long ones then start early instead of leaving one process running
     alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture
+def postgres_turn():
+    """Hold the one PostgreSQL test database for this test: its tests empty it, so two
+    processes (pytest-xdist) must never use it at once, whatever the scheduler does."""
+    path = os.path.join(tempfile.gettempdir(), "otajob-test-postgres.lock")
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture

@@ -75,7 +75,7 @@ async def fresh_postgres(url: str) -> str:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from bot.watch.store import async_url
+    from bot.db import async_url
 
     engine = create_async_engine(async_url(url))
     async with engine.begin() as conn:

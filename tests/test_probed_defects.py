@@ -365,8 +365,8 @@ async def test_an_answer_past_the_response_urls_five_uses_reaches_the_person(run
 async def test_card_links_are_kept_for_the_most_recent_cards_only(runtime, fake_slack, monkeypatch):
     from cachetools import LRUCache
 
+    from bot.db import Watch
     from bot.slack import home
-    from bot.watch.store import Watch
 
     runtime.deps.kept.card_links = LRUCache(10)  # the real size is 2,000
     base = dict(job_id=J, instance_id=None, channel_id=CHANNEL, created_by="U1")

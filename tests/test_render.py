@@ -369,7 +369,7 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
 
 
 def hostile_watch(job_id: str, user: str, note: str, **overrides):
-    from bot.watch.store import Watch
+    from bot.db import Watch
 
     fields = {
         "id": 7,

@@ -56,7 +56,7 @@ async def test_full_lifecycle(runtime, fake_slack, emulator):
 
 
 @pytest.mark.xdist_group("postgres")  # the PostgreSQL tests share one database
-async def test_full_lifecycle_on_postgresql(emulator, fake_slack):
+async def test_full_lifecycle_on_postgresql(emulator, fake_slack, postgres_turn):
     """The same lifecycle with the watches in PostgreSQL."""
     if not POSTGRES_URL:
         pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")

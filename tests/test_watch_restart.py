@@ -13,8 +13,8 @@ import signal
 import httpx
 import pytest
 
+from bot.db import Store
 from bot.emulator import fixtures
-from bot.watch.store import Store
 from fakes import Inbound, as_http
 from tests.helpers import SIGNING_SECRET, app_env, free_port, start_app, stop, wait_until
 

@@ -24,6 +24,7 @@ async def database_url(request, tmp_path):
         return f"sqlite:///{tmp_path}/w.db"
     if not POSTGRES_URL:
         pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")
+    request.getfixturevalue("postgres_turn")
     return await fresh_postgres(POSTGRES_URL)
 
 
@@ -146,14 +147,6 @@ async def test_watches_change_by_type_or_by_name(store) -> None:
     assert (await store.get_watch(watch.id)) == changed
     await store.change_watch(watch.id, WatchChange())  # nothing to change
     assert (await store.get_watch(watch.id)) == changed
-
-
-def test_the_old_module_re_exports_the_store() -> None:
-    """bot.watch.store is a thin re-export: the same objects as bot.db."""
-    import bot.watch.store as old
-
-    assert old.Store is Store and old.ENDED is ENDED and old.async_url is async_url
-    assert all(hasattr(old, name) for name in old.__all__)
 
 
 async def test_a_version_2_database_gains_the_triage_schema(tmp_path) -> None:
