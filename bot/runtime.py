@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 from slack_bolt.async_app import AsyncApp
@@ -32,6 +33,9 @@ from .slack.surfaces import register_all
 from .watch.poster import SlackPoster
 from .watch.watcher import Watcher, WatchSettings
 
+if TYPE_CHECKING:
+    from .emulator import IotEmulator
+
 log = logging.getLogger("otajob")
 
 
@@ -42,6 +46,8 @@ class IotParts:
     limiter: SlidingWindowLimiter
     demo: bool
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The in-process emulator in demo mode (the local chat surface's panel drives it).
+    emulator: IotEmulator | None = None
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -58,6 +64,7 @@ async def build_iot(
     """The signed client; in demo mode, with the emulator started in this process."""
     closers: list[Callable[[], Awaitable[None]]] = []
     endpoint = settings.iot_base_url
+    emulator = None
     if settings.otajob_demo:
         from .emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
 
@@ -85,7 +92,7 @@ async def build_iot(
         signature=settings.iot_signature,
         retry=RetryPolicy(total_seconds=settings.iot_retry_seconds),
     )
-    return IotParts(client, http, limiter, settings.otajob_demo, closers)
+    return IotParts(client, http, limiter, settings.otajob_demo, closers, emulator)
 
 
 def configure_web_client(client: AsyncWebClient, settings: Settings) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -20,7 +21,9 @@ from .runtime import Runtime
 log = logging.getLogger("otajob")
 
 
-def build_web_app(runtime: Runtime, *, mode: str) -> web.Application:
+def build_web_app(
+    runtime: Runtime, *, mode: str, mount: Callable[[web.Application], None] | None = None
+) -> web.Application:
     async def slack_events(request: web.Request) -> web.Response:
         bolt_response = await runtime.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
@@ -28,18 +31,31 @@ def build_web_app(runtime: Runtime, *, mode: str) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True, "mode": mode, "demo": runtime.deps.demo})
 
-    web_app = web.Application()
+    # Slack's requests are small (aiohttp's 1 MiB default); the local surface also takes
+    # the app's file uploads (a failed-device CSV), so it gets room for them.
+    web_app = web.Application(client_max_size=(64 if mount else 1) * 1024 * 1024)
     web_app.router.add_get("/healthz", healthz)
     if mode == "http":
         web_app.router.add_post("/slack/events", slack_events)
+    if mount is not None:
+        mount(web_app)
     return web_app
 
 
-async def serve(runtime: Runtime, *, host: str = "0.0.0.0") -> None:
-    """Run until SIGTERM or SIGINT, then stop taking requests and close cleanly."""
+async def serve(
+    runtime: Runtime,
+    *,
+    host: str = "0.0.0.0",
+    mount: Callable[[web.Application], None] | None = None,
+    on_listening: Callable[[], None] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then stop taking requests and close cleanly.
+
+    ``mount`` adds routes of the caller's to the same server (the local chat surface);
+    ``on_listening`` runs once the port is open."""
     settings = runtime.settings
     mode = "socket" if settings.slack_app_token else "http"
-    runner = web.AppRunner(build_web_app(runtime, mode=mode))
+    runner = web.AppRunner(build_web_app(runtime, mode=mode, mount=mount))
     await runner.setup()
     await web.TCPSite(runner, host, settings.port).start()
     socket_handler = None
@@ -51,6 +67,8 @@ async def serve(runtime: Runtime, *, host: str = "0.0.0.0") -> None:
         log.info("connected to Slack in Socket Mode; health check on port %d", settings.port)
     else:
         log.info("listening for Slack on port %d at /slack/events", settings.port)
+    if on_listening is not None:
+        on_listening()
 
     runtime.start()
     stop = asyncio.Event()

@@ -15,7 +15,7 @@ from fakes.inbound import (
     text_input,
     users_select,
 )
-from fakes.slack import BOT_ID, ApiCall, FakeSlack, WebhookPost
+from fakes.slack import BOT_ID, ApiCall, FakeSlack, ResponseTarget, WebhookPost
 
 __all__ = [
     "BOT_ID",
@@ -24,6 +24,7 @@ __all__ = [
     "FakeSlack",
     "Inbound",
     "Person",
+    "ResponseTarget",
     "UserGroup",
     "WebhookPost",
     "as_http",

@@ -71,6 +71,10 @@ class Directory:
         named after their ID."""
         return self._people.get(user_id) or Person(user_id, f"user-{user_id.lower()}")
 
+    def people(self) -> list[Person]:
+        """Everyone registered, in the order they were added."""
+        return list(self._people.values())
+
     # ---- user groups -----------------------------------------------------------------------
     def add_usergroup(self, group_id: str, handle: str, members: tuple[str, ...] = ()) -> UserGroup:
         """Register a user group by its handle; its members become what the fake's
@@ -79,6 +83,9 @@ class Directory:
         self._groups[group_id] = group
         self._fake.usergroups[group_id] = list(members)
         return group
+
+    def usergroups(self) -> list[UserGroup]:
+        return list(self._groups.values())
 
     def usergroup(self, handle: str) -> UserGroup | None:
         return next((g for g in self._groups.values() if g.handle == handle), None)

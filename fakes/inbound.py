@@ -61,7 +61,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
 from fakes.directory import DEFAULT_USER_ID, DEFAULT_USER_NAME, Person
-from fakes.slack import BOT_ID
+from fakes.slack import BOT_ID, ResponseTarget
 
 if TYPE_CHECKING:
     from fakes.directory import Directory
@@ -372,7 +372,8 @@ class Inbound:
             "text": wire_text(parts, labels=labels),
             "api_app_id": self.api_app_id,
             "is_enterprise_install": "false",
-            "response_url": response_url or self._response_url(key, "commands"),
+            "response_url": response_url
+            or self._response_url(key, "commands", ResponseTarget(channel, person.id)),
             "trigger_id": trigger_id or self._trigger_id(),
         }
         return self.sign(
@@ -445,7 +446,8 @@ class Inbound:
             if where == "message":
                 # A channel message comes along whole; an ephemeral one does not [captured].
                 payload["message"] = msg or self._message(channel, ts)
-            url = response_url or (self._response_url(key, "actions") if key else None)
+            target = ResponseTarget(channel, person.id, ts, ephemeral=where == "ephemeral")
+            url = response_url or (self._response_url(key, "actions", target) if key else None)
             if url:
                 payload["response_url"] = url
         payload["state"] = {"values": state or {}}
@@ -717,9 +719,9 @@ class Inbound:
             return "privategroup"
         return known["name"] if known else "general"
 
-    def _response_url(self, key: str, kind: str) -> str:
+    def _response_url(self, key: str, kind: str, target: ResponseTarget) -> str:
         if self.fake is not None:
-            return self.fake.response_url(key)
+            return self.fake.response_url(key, target)
         return f"https://hooks.slack.com/{kind}/{self.team_id}/{next(_serial)}/{key}"
 
     def _trigger_id(self) -> str:

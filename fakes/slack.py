@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import itertools
 import json
@@ -81,6 +82,19 @@ class WebhookPost:
     error: str | None = None  # set when the post was refused (fail_next or the model)
 
 
+@dataclass(frozen=True)
+class ResponseTarget:
+    """Where the messages posted to a response_url land, as Slack knows from the
+    interaction that issued it: the conversation, the person, and for a click the message
+    the button was in (``ephemeral``: one only that person sees; ``message_ts`` is then
+    the ID the fake gave it)."""
+
+    channel: str
+    user: str
+    message_ts: str | None = None
+    ephemeral: bool = False
+
+
 @dataclass
 class _Failure:
     error: str
@@ -118,6 +132,9 @@ class FakeSlack:
         # response_url key -> when it was issued (first ``response_url(key)`` or first post)
         self._response_issued: dict[str, float] = {}
         self._response_uses: dict[str, int] = defaultdict(int)  # key -> accepted posts
+        # response_url key -> where its messages land; a URL issued without one (a test
+        # building it by hand) is recorded and answered but changes no conversation.
+        self._response_targets: dict[str, ResponseTarget] = {}
         self.tokens: set[str] = {bot_token}  # tokens accepted by the Web API
         self.latency = 0.0
         self.calls: list[ApiCall] = []
@@ -142,6 +159,7 @@ class FakeSlack:
         self.base_url = ""
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
         self._changed = asyncio.Event()
+        self.version = 0  # counts every change a reader can see (calls, posts, the model)
         self._ids = itertools.count(1)
         self._last_us = 0
         self._runner: web.AppRunner | None = None
@@ -149,15 +167,20 @@ class FakeSlack:
     # ---- lifecycle -----------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         app = web.Application(client_max_size=64 * 1024 * 1024)  # file uploads
-        app.router.add_route("*", "/api/{method}", self._api)
-        app.router.add_post("/response/{key}", self._webhook)
-        app.router.add_post("/upload/{file_id}", self._upload)
+        self.add_routes(app.router)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         return self.base_url
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """Serve the fake's routes from another aiohttp app (the local chat surface mounts
+        them on the app's own server); set ``base_url`` to that server's address."""
+        router.add_route("*", "/api/{method}", self._api)
+        router.add_post("/response/{key}", self._webhook)
+        router.add_post("/upload/{file_id}", self._upload)
 
     async def stop(self) -> None:
         if self._runner:
@@ -175,10 +198,13 @@ class FakeSlack:
     def api_url(self) -> str:
         return self.base_url + "/api/"
 
-    def response_url(self, key: str = "r1") -> str:
+    def response_url(self, key: str = "r1", target: ResponseTarget | None = None) -> str:
         """The URL of response_url `key`; its 30 minutes start at the first call (or at its
-        first post when a test builds the URL itself)."""
+        first post when a test builds the URL itself). With `target`, what is posted to it
+        lands in that conversation as Slack would put it there (``deliver``)."""
         self._response_issued.setdefault(key, self.clock())
+        if target is not None:
+            self._response_targets[key] = target
         return f"{self.base_url}/response/{key}"
 
     def new_trigger_id(self) -> str:
@@ -244,8 +270,7 @@ class FakeSlack:
         for text in texts:
             msg = {"type": "message", "ts": self._next_ts(), "user": user, "text": text}
             self._messages[channel].append(msg | {"channel": channel})
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._touch()
 
     def messages(self, channel: str) -> list[dict]:
         """Copies of every message stored in `channel` (top-level and replies), in post order.
@@ -284,7 +309,76 @@ class FakeSlack:
         if thread_ts:
             msg["thread_ts"] = thread_ts
         self._messages[channel].append(msg)
+        self._count_replies(channel, thread_ts)
+        self._touch()
         return copy.deepcopy(msg)
+
+    def close_view(self, view_id: str) -> None:
+        """The person closed the modal `view_id` (or the app's answer to its submission
+        closed it): it is no longer open, and the one under it, if any, shows again."""
+        if self.views.pop(view_id, None) is not None:
+            self._touch()
+
+    def deliver(self, target: ResponseTarget, body: dict) -> ResponseTarget:
+        """Put a message response where Slack would: a post to a response_url, or the body
+        of a slash command's acknowledgement (which Slack treats the same way).
+
+        Source: "Handling user interaction", Message responses
+        (https://docs.slack.dev/interactivity/handling-user-interaction): ``response_type``
+        ``in_channel`` posts for everyone, otherwise (the default, ``ephemeral``) only the
+        person sees it; ``replace_original: true`` replaces the message the interaction came
+        from, ephemeral or not ("Modifying messages": a response_url "can also be used to
+        update the original interactive message, regardless of whether it was an ephemeral
+        message or not"); ``delete_original: true`` deletes it; ``thread_ts`` puts it in a
+        thread. Raises _Refused as chat.postMessage would when the conversation is gone.
+
+        Returns the target for the URL's next post. A slash command has no original
+        message, so its first answer becomes the one a later ``replace_original`` replaces:
+        apps show a placeholder and then the result this way (an assumption: Slack's pages
+        describe replacing for interactions, and public apps rely on it for commands)."""
+        new_ts: str | None = None
+        if _truthy(body.get("delete_original")):
+            self._drop_original(target)
+        elif _truthy(body.get("replace_original")) and target.message_ts:
+            self._replace_original(target, body)
+        elif body.get("response_type") == "in_channel":
+            new_ts = self._post(target.channel, body)["ts"]
+        else:
+            new_ts = self._add_ephemeral(target.channel, target.user, body)
+        self._touch()
+        if target.message_ts is None and new_ts is not None:
+            in_channel = body.get("response_type") == "in_channel"
+            return ResponseTarget(target.channel, target.user, new_ts, ephemeral=not in_channel)
+        return target
+
+    def _drop_original(self, target: ResponseTarget) -> None:
+        if target.ephemeral:
+            self.ephemerals = [e for e in self.ephemerals if e["id"] != target.message_ts]
+            return
+        channel = _dm_of(target.channel)
+        kept = [m for m in self._messages.get(channel, []) if m["ts"] != target.message_ts]
+        self._messages[channel] = kept
+
+    def _replace_original(self, target: ResponseTarget, body: dict) -> None:
+        if target.ephemeral:
+            original = next((e for e in self.ephemerals if e["id"] == target.message_ts), None)
+        else:
+            original = self._find(_dm_of(target.channel), target.message_ts or "")
+        if original is None:
+            return  # gone already: Slack has nothing to replace either
+        original["text"] = body.get("text") or ""
+        original["blocks"] = body.get("blocks") or []
+        if body.get("attachments") is not None:
+            original["attachments"] = body["attachments"]
+
+    async def changed_since(self, version: int, timeout: float) -> int:
+        """Wait (at most `timeout` seconds) until the fake's version passes `version`;
+        return the version then. For readers that show the fake live."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.version <= version:
+                    await self._changed.wait()
+        return self.version
 
     async def wait_for_messages(self, channel: str, n: int = 1, timeout: float = 5.0) -> list[dict]:
         """Wait until `channel` holds at least `n` messages (replies count); return them all."""
@@ -313,6 +407,14 @@ class FakeSlack:
 
     def _record(self, item: ApiCall | WebhookPost) -> None:
         (self.calls if isinstance(item, ApiCall) else self.posts).append(item)
+        self._touch()
+
+    def touch(self) -> None:
+        """Something a reader shows changed (a surface's own state, say): wake waiters."""
+        self._touch()
+
+    def _touch(self) -> None:
+        self.version += 1
         self._changed.set()  # wake every waiter, then re-arm
         self._changed = asyncio.Event()
 
@@ -406,6 +508,12 @@ class FakeSlack:
                 return 400, "invalid_blocks"
             if isinstance(body.get("text"), str) and len(body["text"]) > TEXT_MAX:
                 return 400, "msg_too_long"
+        target = self._response_targets.get(key)
+        if target is not None:
+            try:
+                self._response_targets[key] = self.deliver(target, body)
+            except _Refused as refused:  # the conversation is gone: Slack has nowhere to post
+                return 404, refused.error
         self._response_uses[key] += 1
         return 200, "ok"
 
@@ -643,17 +751,23 @@ class FakeSlack:
         if parent is not None and _is_top_level(parent):
             msg["parent_user_id"] = parent["user"]
         self._messages[channel].append(msg)
-        if parent is not None and _is_top_level(parent):
-            replies = self._thread(channel, parent["ts"])[1:]
-            users = sorted({m["user"] for m in replies})
-            parent |= {
-                "thread_ts": parent["ts"],
-                "reply_count": len(replies),
-                "reply_users": users,
-                "reply_users_count": len(users),
-                "latest_reply": replies[-1]["ts"],
-            }
+        self._count_replies(channel, msg.get("thread_ts"))
         return msg
+
+    def _count_replies(self, channel: str, thread_ts: str | None) -> None:
+        """Keep a thread parent's reply fields as Slack shows them."""
+        parent = self._find(channel, thread_ts or "")
+        if parent is None or not _is_top_level(parent):
+            return
+        replies = self._thread(channel, parent["ts"])[1:]
+        users = sorted({m["user"] for m in replies})
+        parent |= {
+            "thread_ts": parent["ts"],
+            "reply_count": len(replies),
+            "reply_users": users,
+            "reply_users_count": len(users),
+            "latest_reply": replies[-1]["ts"],
+        }
 
     def _post_ephemeral(self, channel: Any, a: dict) -> str:
         """Store an ephemeral message; return its message_ts. The user must be in the channel
@@ -669,8 +783,14 @@ class FakeSlack:
         if not any(a.get(k) for k in ("text", "blocks", "attachments")):
             raise _Refused("no_text")
         _check_content(a)
+        return self._add_ephemeral(channel, user, a)
+
+    def _add_ephemeral(self, channel: str, user: str, a: dict) -> str:
+        """Store a message only `user` sees; its ID is the message_ts Slack answers."""
+        message_ts = self._next_ts()
         self.ephemerals.append(
             {
+                "id": message_ts,
                 "channel": channel,
                 "user": user,
                 "text": a.get("text") or "",
@@ -678,7 +798,7 @@ class FakeSlack:
                 "thread_ts": str(a["thread_ts"]) if a.get("thread_ts") else None,
             }
         )
-        return self._next_ts()
+        return message_ts
 
     def _complete_upload(self, a: dict) -> list[dict]:
         """files.completeUploadExternal: check everything, then record each file in `files`."""
@@ -705,6 +825,7 @@ class FakeSlack:
                     "initial_comment": a.get("initial_comment"),
                     "thread_ts": str(a["thread_ts"]) if a.get("thread_ts") else None,
                     "content": content,
+                    "ts": self._next_ts(),  # when it was shared, to place it in the channel
                 }
             )
             done.append({"id": f["id"], "title": title, "name": filename, "size": len(content)})

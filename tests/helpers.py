@@ -159,3 +159,24 @@ async def wait_until(check: Callable[[], bool | Awaitable[bool]], timeout: float
             return
         assert time.monotonic() < deadline, f"timed out after {timeout} s"
         await asyncio.sleep(0.01)
+
+
+def texts_in(node, *, mrkdwn_only: bool = False) -> list[str]:
+    """Every ``text`` string in a Block Kit structure, in order (with ``mrkdwn_only``,
+    those of mrkdwn objects: what Slack parses for mentions and links)."""
+    found: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("text"), str) and (
+                not mrkdwn_only or value.get("type") == "mrkdwn"
+            ):
+                found.append(value["text"])
+            for inner in value.values():
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk(node)
+    return found

@@ -2,6 +2,7 @@
 
 import json
 import time
+from unittest.mock import ANY
 
 import aiohttp
 import pytest
@@ -119,6 +120,7 @@ async def test_files_upload_v2_end_to_end(fake, client):
             "initial_comment": "report",
             "thread_ts": "1700000000.000100",
             "content": csv.encode(),
+            "ts": ANY,
         }
     ]
 
@@ -132,6 +134,7 @@ async def test_files_upload_v2_end_to_end(fake, client):
         "initial_comment": None,
         "thread_ts": None,
         "content": b"\x00\x01",
+        "ts": ANY,
     }
 
 
@@ -528,13 +531,21 @@ async def test_post_ephemeral(fake, client):
     await client.chat_postEphemeral(channel="U1", user="U1", text="in a DM")
     assert fake.ephemerals == [
         {
+            "id": resp["message_ts"],
             "channel": "C1",
             "user": "U1",
             "text": "only you",
             "blocks": blocks,
             "thread_ts": "1700000000.000100",
         },
-        {"channel": "U1", "user": "U1", "text": "in a DM", "blocks": [], "thread_ts": None},
+        {
+            "id": ANY,
+            "channel": "U1",
+            "user": "U1",
+            "text": "in a DM",
+            "blocks": [],
+            "thread_ts": None,
+        },
     ]
     assert fake.messages("C1") == []  # ephemerals are not in the channel's history
 
@@ -586,6 +597,7 @@ async def test_modal_flow_through_bolt(fake, client):
     assert (await app.async_dispatch(submitted)).status == 200
     await fake.wait_for_calls("chat.postEphemeral")
     assert fake.ephemerals[0] | {"blocks": None} == {
+        "id": ANY,
         "channel": "C1",
         "user": "U123",
         "text": "watch 42",
@@ -627,3 +639,79 @@ async def test_events_and_home_actions_through_bolt(fake, client):
     assert (await app.async_dispatch(click)).status == 200
     await fake.wait_for_calls("views.publish", 2)
     assert fake.home["U5"] == {"id": view_id, **HOME, "blocks": []}
+
+
+# ---- message responses land where Slack puts them ---------------------------------------
+
+
+async def _post_json(url: str, body: dict) -> int:
+    async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+        return resp.status
+
+
+async def test_response_url_posts_land_in_the_conversation(fake):
+    """Ephemeral by default, in_channel for everyone, thread_ts into a thread
+    ("Handling user interaction", Message responses)."""
+    from fakes import ResponseTarget
+
+    url = fake.response_url("k1", ResponseTarget("C1", "U1"))
+    assert await _post_json(url, {"text": "only you"}) == 200
+    assert [(e["user"], e["text"]) for e in fake.ephemerals] == [("U1", "only you")]
+    parent = fake.add_message("C1", "parent", user="U1")
+    assert await _post_json(url, {"text": "all", "response_type": "in_channel"}) == 200
+    assert (
+        await _post_json(
+            url, {"text": "in thread", "response_type": "in_channel", "thread_ts": parent["ts"]}
+        )
+        == 200
+    )
+    assert [m["text"] for m in fake.top_level("C1")] == ["parent", "all"]
+    assert [m["text"] for m in fake.thread("C1", parent["ts"])] == ["parent", "in thread"]
+    assert fake.thread("C1", parent["ts"])[0]["reply_count"] == 1
+
+
+async def test_response_url_replaces_or_deletes_the_original(fake):
+    from fakes import ResponseTarget
+
+    card = (
+        await AsyncWebClient(token=fake.bot_token, base_url=fake.api_url).chat_postMessage(
+            channel="C1", text="card"
+        )
+    )["ts"]
+    url = fake.response_url("k2", ResponseTarget("C1", "U1", card))
+    assert await _post_json(url, {"text": "card v2", "replace_original": True}) == 200
+    assert [m["text"] for m in fake.messages("C1")] == ["card v2"]
+    assert await _post_json(url, {"delete_original": True}) == 200
+    assert fake.messages("C1") == []
+
+    # A click in an ephemeral message replaces that ephemeral message.
+    eph = fake.response_url("k3", ResponseTarget("C1", "U1"))
+    await _post_json(eph, {"text": "mine"})
+    (mine,) = fake.ephemerals
+    click = fake.response_url("k4", ResponseTarget("C1", "U1", mine["id"], ephemeral=True))
+    assert await _post_json(click, {"text": "mine v2", "replace_original": True}) == 200
+    assert [e["text"] for e in fake.ephemerals] == ["mine v2"]
+
+
+async def test_a_commands_first_answer_is_what_replace_original_replaces(fake):
+    from fakes import ResponseTarget
+
+    url = fake.response_url("k5", ResponseTarget("C1", "U1"))
+    await _post_json(url, {"text": "reading…"})
+    await _post_json(url, {"text": "the card", "replace_original": True})
+    assert [e["text"] for e in fake.ephemerals] == ["the card"]
+    # Without a target the post is answered and recorded but lands nowhere (hand-made URLs).
+    assert await _post_json(fake.response_url("bare"), {"text": "x"}) == 200
+    assert len(fake.ephemerals) == 1 and fake.posts_to("bare")
+
+
+async def test_changed_since_wakes_on_a_change(fake):
+    import asyncio
+
+    start = fake.version
+    waiting = asyncio.create_task(fake.changed_since(start, timeout=30))
+    await asyncio.sleep(0)  # the waiter is parked on the change event
+    assert not waiting.done()
+    fake.add_message("C1", "hi")
+    assert await waiting > start
+    assert await fake.changed_since(start, timeout=30) == fake.version  # already past: at once

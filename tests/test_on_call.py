@@ -10,7 +10,7 @@ import io
 import re
 
 from bot.emulator import fixtures
-from tests.helpers import start_runtime
+from tests.helpers import start_runtime, texts_in
 from tests.surfaces import buttons, click, command, dump, submit
 
 JOB = "OnCallBatch00000000000001"
@@ -101,16 +101,4 @@ def parsed_texts(node) -> list[str]:
     """The top-level text and every mrkdwn text: what Slack parses for mentions
     (plain_text is shown as typed)."""
     found = [node["text"]] if isinstance(node, dict) and isinstance(node.get("text"), str) else []
-
-    def walk(value) -> None:
-        if isinstance(value, dict):
-            if value.get("type") == "mrkdwn":
-                found.append(value["text"])
-            for inner in value.values():
-                walk(inner)
-        elif isinstance(value, list):
-            for inner in value:
-                walk(inner)
-
-    walk(node)
-    return found
+    return found + texts_in(node, mrkdwn_only=True)

@@ -16,6 +16,7 @@ from bot.iot.errors import IotApiError, error_kind
 from bot.iot.models import OtaJob
 from bot.render import Renderer, RenderError, cut, slack_escape, validate_blocks
 from fakes.block_kit import message_errors, view_errors
+from tests.helpers import texts_in
 
 RENDERER = Renderer()
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
@@ -71,20 +72,7 @@ def unescape(text: str) -> str:
 
 def mrkdwn_texts(message) -> list[str]:
     """Every string Slack parses for control sequences: mrkdwn objects and the fallback."""
-    found = [message.text]
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "mrkdwn":
-                found.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(message.blocks)
-    return found
+    return [message.text, *texts_in(message.blocks, mrkdwn_only=True)]
 
 
 @dataclass
