@@ -45,9 +45,11 @@ async def stack(
     qps: float = 10,
     auto_jobs: bool = False,
     settings: dict[str, str] | None = None,
+    push: bool = False,
 ) -> AsyncIterator[Stack]:
     """A fresh emulator, fake Slack and runtime (build_runtime, as app.py builds it);
-    ``settings`` adds or overrides environment settings."""
+    ``settings`` adds or overrides environment settings; ``push``: the emulator's push
+    subscription is served and IOT_PUSH_URL points at it."""
     emulator = IotEmulator(
         credentials={BENCH_KEY_ID: BENCH_KEY_SECRET},
         qps=qps,
@@ -57,7 +59,9 @@ async def stack(
     slack = FakeSlack()
     await emulator.start()
     await slack.start()
+    push_url = {"IOT_PUSH_URL": await emulator.start_push()} if push else {}
     environment = {
+        **push_url,
         "SLACK_BOT_TOKEN": slack.bot_token,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack.api_url,

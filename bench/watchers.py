@@ -34,7 +34,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,17 +105,21 @@ def mint_jobs(s: Stack) -> None:
         s.emulator.find_job(job_id(i), None)
 
 
-async def insert_watches(s: Stack) -> None:
-    """WATCHES watches of IN_PROGRESS jobs, each poll due now. The jobs that will complete
-    get a real card in the fake Slack, posted by the watcher's own helper; the others a
-    card_ts only (they never change, so nothing is ever posted for them)."""
+async def insert_watches(
+    s: Stack,
+    changing: Collection[int] = TRANSITION_JOBS,
+    channel: Callable[[int], str] = channel_of,
+) -> None:
+    """WATCHES watches of IN_PROGRESS jobs, each poll due now. The jobs that will change
+    (``changing``) get a real card in the fake Slack, posted by the watcher's own helper;
+    the others a card_ts only (they never change, so nothing is ever posted for them)."""
     store, watcher = s.runtime.store, s.runtime.deps.watcher
     now = time.time()
     for i in range(WATCHES):
         watch, created = await store.add_watch(
             job_id=job_id(i),
             instance_id=None,
-            channel_id=channel_of(i),
+            channel_id=channel(i),
             created_by="UBENCH",
             created_by_name="bench",
             told_status="IN_PROGRESS",
@@ -125,7 +129,7 @@ async def insert_watches(s: Stack) -> None:
             expires_at=now + 14 * 86400,
         )
         assert created, job_id(i)
-        if i in TRANSITION_JOBS:
+        if i in changing:
             data = s.emulator.jobs[job_id(i)]
             await watcher._post_card(watch, JobResult(job=OtaJob.parse(data), raw=data))
         else:

@@ -52,9 +52,16 @@ class Settings(IotSettings):
     slack_api_url: str | None = None  # e.g. a local fake Slack in tests
     port: int = Field(default=3000, ge=1, le=65535)
 
+    # Push: Alibaba Cloud's server-side subscription (STOMP). Unset: polling only. A bad
+    # value is not fatal: the app logs it once and polls (bot/runtime.py).
+    iot_push_url: str | None = None
+    iot_push_consumer_group: str = "DEFAULT_GROUP"
+    iot_push_client_id: str | None = None  # default: host name and process ID
+
     # Watchers
     database_url: str = "sqlite:///otajob.db"
     watch_poll_seconds: float = Field(default=60.0, gt=0)
+    watch_safety_poll_seconds: float = Field(default=900.0, gt=0)
     watch_qps_share: float = Field(default=0.5, gt=0, le=1)
     watch_max_days: float = Field(default=14.0, gt=0)
 

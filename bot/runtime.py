@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from .config import IotSettings, Settings
 from .db import Store
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
+from .iot.push import PushSubscription, PushTarget
 from .iot.quota import SlidingWindowLimiter
 from .iot.service import OtaService
 from .render import Renderer
@@ -48,6 +52,8 @@ class IotParts:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # The in-process emulator in demo mode (the local chat surface's panel drives it).
     emulator: IotEmulator | None = None
+    credentials: CredentialSource | None = None  # what the client signs with
+    push_url: str | None = None  # the emulator's push subscription, in demo mode
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -65,6 +71,7 @@ async def build_iot(
     closers: list[Callable[[], Awaitable[None]]] = []
     endpoint = settings.iot_base_url
     emulator = None
+    push_url = None
     if settings.otajob_demo:
         from .emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
 
@@ -73,6 +80,7 @@ async def build_iot(
         closers.append(emulator.stop)
         credentials = StaticCredentials(Credential(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET))
         log.info("demo mode: answering from the built-in IoT emulator at %s", endpoint)
+        push_url = await emulator.start_push()
     http = httpx.AsyncClient(
         timeout=settings.iot_timeout_seconds,
         # No cap on connections: a call must go out when the limiter lets it go, not
@@ -84,15 +92,18 @@ async def build_iot(
     limiter = SlidingWindowLimiter(
         settings.iot_qps, background_limit=max(1, int(settings.iot_qps * background_share))
     )
+    credentials = credentials or DefaultCredentialChain()
     client = IotClient(
         http,
-        credentials or DefaultCredentialChain(),
+        credentials,
         endpoint=endpoint,
         limiter=limiter,
         signature=settings.iot_signature,
         retry=RetryPolicy(total_seconds=settings.iot_retry_seconds),
     )
-    return IotParts(client, http, limiter, settings.otajob_demo, closers, emulator)
+    return IotParts(
+        client, http, limiter, settings.otajob_demo, closers, emulator, credentials, push_url
+    )
 
 
 def configure_web_client(client: AsyncWebClient, settings: Settings) -> None:
@@ -110,6 +121,7 @@ class Runtime:
     iot: IotParts
     store: Store
     settings: Settings
+    push: PushSubscription | None = None
 
     # When it was built, before serving anything: on SQLite, actions begun before this
     # moment belonged to a process that is gone.
@@ -120,6 +132,8 @@ class Runtime:
         """Start background work: the watcher's poll loop, and reporting write actions
         that a crash interrupted (at start, then every minute)."""
         self.deps.watcher.start()
+        if self.push is not None:
+            self.push.start()
         reporting = report_interrupted_forever(self.deps, started_at=self.built_at)
         self._background.append(asyncio.create_task(reporting))
 
@@ -128,6 +142,8 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.push is not None:
+            await self.push.stop()
         await self.deps.watcher.stop()  # lets polls and posts under way finish
         await self.store.close()
         await self.iot.aclose()
@@ -162,6 +178,7 @@ async def build_runtime(
         WatchSettings(
             poll_seconds=settings.watch_poll_seconds,
             max_days=settings.watch_max_days,
+            safety_poll_seconds=settings.watch_safety_poll_seconds,
             budget_per_second=iot.limiter.background_limit,
         ),
         demo=iot.demo,
@@ -180,4 +197,34 @@ async def build_runtime(
         demo=iot.demo,
     )
     register_all(app, deps, policy)
-    return Runtime(app=app, deps=deps, iot=iot, store=store, settings=settings)
+    push = build_push(settings, iot, watcher)
+    return Runtime(app=app, deps=deps, iot=iot, store=store, settings=settings, push=push)
+
+
+def build_push(settings: Settings, iot: IotParts, watcher: Watcher) -> PushSubscription | None:
+    """The push subscription when IOT_PUSH_URL is set (or the demo emulator serves one).
+    Bad settings are logged once and the app polls, as without push."""
+    url = settings.iot_push_url or iot.push_url
+    if not url or iot.credentials is None:
+        return None
+    try:
+        target = PushTarget.parse(url)
+    except ValueError as exc:
+        log.error("IOT_PUSH_URL not understood (%s); watched batches are polled only", exc)
+        return None
+    return PushSubscription(
+        target,
+        iot.credentials,
+        client_id=settings.iot_push_client_id or default_client_id(),
+        consumer_group=settings.iot_push_consumer_group,
+        instance_id=settings.iot_instance_id,
+        on_event=watcher.on_push_event,
+        on_state=watcher.on_push_state,
+    )
+
+
+def default_client_id() -> str:
+    """Unique per replica, as Alibaba asks of each connection's clientId: host name and
+    process ID, in the letters a clientId may hold."""
+    raw = f"otajob-{socket.gethostname()}-{os.getpid()}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", raw)[:64]

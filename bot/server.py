@@ -29,7 +29,10 @@ def build_web_app(
         return await to_aiohttp_response(bolt_response)
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "mode": mode, "demo": runtime.deps.demo})
+        push = runtime.push.state if runtime.push is not None else "off"
+        return web.json_response(
+            {"ok": True, "mode": mode, "demo": runtime.deps.demo, "push": push}
+        )
 
     # Slack's requests are small (aiohttp's 1 MiB default); the local surface also takes
     # the app's file uploads (a failed-device CSV), so it gets room for them.

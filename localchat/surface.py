@@ -96,6 +96,7 @@ class LocalSurface:
             router.add_get("/local/api/emulator", _no_panel)
         app.middlewares.append(self._only_from_this_page)
         app.on_response_prepare.append(_secure)
+        app.on_shutdown.append(self._wake_readers)
         app.on_cleanup.append(self._aclose)
 
     @web.middleware
@@ -114,6 +115,10 @@ class LocalSurface:
             if request.content_type != "application/json":
                 raise web.HTTPUnsupportedMediaType(text="expected application/json")
         return await handler(request)
+
+    async def _wake_readers(self, _: web.Application) -> None:
+        """Answer the page's long polls now: the server waits for open requests to end."""
+        self.fake.touch()
 
     async def _aclose(self, _: web.Application) -> None:
         if self._http is not None:
@@ -135,7 +140,8 @@ class LocalSurface:
             since = int(request.query.get("since", "-1"))
         except ValueError:
             since = -1
-        await self.fake.changed_since(since, LONG_POLL_SECONDS)
+        if since <= self.fake.version:  # ahead of us: the app restarted, answer at once
+            await self.fake.changed_since(since, LONG_POLL_SECONDS)
         return web.json_response(self.snapshot(), dumps=_dumps)
 
     def snapshot(self) -> dict[str, Any]:

@@ -343,6 +343,43 @@ async def test_a_final_card_slack_would_not_edit_is_edited_at_the_next_poll(emul
         assert await runtime.store.live_watches() == []
         replies = fake_slack.thread(CHANNEL, card["ts"])[1:]
         assert len(replies) == 1  # the transition was told once
+        summary = json.dumps(replies[0]["blocks"])
+        assert "Counting devices" not in summary and "succeeded" in summary
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_summary_slack_would_not_edit_in_is_edited_at_the_next_poll(
+    emulator, fake_slack, monkeypatch
+):
+    """The quota is busy: the final reply goes out at once, "counting devices", and the
+    summary is edited in later. If Slack refuses that edit, the watch stays until the
+    reply has its summary (a reply never keeps saying "counting")."""
+    from bot.watch import lifecycle
+
+    monkeypatch.setattr(lifecycle, "SUMMARY_WAIT_SECONDS", 0)  # counts never come in time
+    emulator.add_job(fixtures.make_job(J, JobStatus="IN_PROGRESS"))
+    runtime = await start_runtime(emulator, fake_slack, WATCH_POLL_SECONDS="1")
+    try:
+        await command(runtime, fake_slack, f"watch {J}")
+        await fake_slack.wait_for_posts("r1")
+        emulator.set_status(J, "COMPLETED")
+        await runtime.deps.watcher.poll(J, None)  # the reply goes out, "counting"
+        edits = len(fake_slack.calls_to("chat.update"))  # the card's, done
+        # The summary's edit, by its own task once the poll let go of the batch: Slack
+        # refuses it past slack_sdk's retries (three tries).
+        fake_slack.fail_next("chat.update", "ratelimited", count=3, retry_after=0)
+        await fake_slack.wait_for_calls("chat.update", edits + 3)
+        (card,) = fake_slack.top_level(CHANNEL)
+        (reply,) = fake_slack.thread(CHANNEL, card["ts"])[1:]
+        assert "Counting devices" in json.dumps(reply["blocks"])  # the edit was refused
+        assert "Completed" in json.dumps(card["blocks"])  # the card's went through
+        assert [w.job_id for w in await runtime.store.live_watches()] == [J]  # not ended
+        await runtime.deps.watcher.poll(J, None)
+        (reply,) = fake_slack.thread(CHANNEL, card["ts"])[1:]
+        summary = json.dumps(reply["blocks"])
+        assert "Counting devices" not in summary and "succeeded" in summary
+        assert await runtime.store.live_watches() == []
     finally:
         await runtime.aclose()
 

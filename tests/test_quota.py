@@ -137,3 +137,30 @@ async def test_background_work_keeps_to_its_share() -> None:
     clock.now += 0.25 + 0.125  # the arrival bound and a window later: every place frees
     await asyncio.gather(*later)
     assert limiter.in_window(Priority.BACKGROUND) == 2
+
+
+async def test_summaries_wait_behind_polls_and_share_their_cap() -> None:
+    """Device summaries (SUMMARY) go after every waiting poll (BACKGROUND), and count in
+    the watchers' share: a finished batch's poll is not stuck behind others' summaries."""
+    clock = Clock()
+    limiter = SlidingWindowLimiter(
+        4, window=0.125, margin=0.0, arrival_bound=0.25, background_limit=2, clock=clock
+    )
+    held = [await limiter.acquire(Priority.SUMMARY) for _ in range(2)]
+    assert len(held) == 2 and limiter.in_window(Priority.BACKGROUND) == 2  # the share is full
+    order: list[str] = []
+
+    async def one(name: str, priority: Priority) -> None:
+        async with limiter.slot(priority):
+            order.append(name)
+
+    tasks = [asyncio.create_task(one(f"sum{i}", Priority.SUMMARY)) for i in range(2)]
+    tasks += [asyncio.create_task(one(f"poll{i}", Priority.BACKGROUND)) for i in range(2)]
+    await asyncio.sleep(0)
+    assert order == []  # the summaries already sent hold the whole share
+    clock.now += 0.25 + 0.125
+    await asyncio.gather(*tasks[2:])
+    assert order == ["poll0", "poll1"]  # queued later, released first; the share is full again
+    clock.now += 0.25 + 0.125
+    await asyncio.gather(*tasks[:2])
+    assert order[2:] == ["sum0", "sum1"]

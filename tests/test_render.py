@@ -291,25 +291,25 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
     error = IotApiError(code or "X", note, user, 400)
     final = Transition("IN_PROGRESS", "COMPLETED", NOW, timedelta(hours=3))
     counts = TaskCounts(counts={"SUCCEEDED": 10, "FAILED": 2})
+    # A final reply with its summary, with the summary's error, and still counting.
     messages = [
         RENDERER.render(
             "transition",
             job=job,
             job_id=job_id,
             t=final,
-            counts=counts,
-            counts_error=None,
-            demo=True,
-        ),
-        RENDERER.render(
-            "transition",
-            job=job,
-            job_id=job_id,
-            t=final,
-            counts=None,
-            counts_error=error,
-            demo=False,
-        ),
+            counts=summary,
+            counts_error=summary_error,
+            counts_loading=loading,
+            demo=demo,
+        )
+        for summary, summary_error, loading, demo in (
+            (counts, None, False, True),
+            (None, error, False, False),
+            (None, None, True, False),
+        )
+    ]
+    messages += [
         RENDERER.render(
             "watch_note",
             reason="unwatched",
@@ -327,6 +327,7 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
             unchecked=2,
             everywhere=True,
             interval=60,
+            live=False,
             demo=False,
         ),
     ]
@@ -338,6 +339,7 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
             channel_id=note,
             watch=watch,
             interval=60,
+            live=outcome == "created",
             error=note,
             demo=False,
         )

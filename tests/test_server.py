@@ -38,7 +38,7 @@ async def test_http_mode_serves_slack_events_and_healthz(emulator, fake_slack) -
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             health = await http.get("/healthz")
-            assert health.json() == {"ok": True, "mode": "http", "demo": False}
+            assert health.json() == {"ok": True, "mode": "http", "demo": False, "push": "off"}
             request = Inbound(fake_slack, SIGNING_SECRET).command(JOB, key="r")
             body, headers = as_http(request)
             response = await http.post("/slack/events", content=body, headers=headers)

@@ -72,6 +72,14 @@ class OutboxRepository(Repository):
         async with self.engine.connect() as conn:
             return [tuple(r) for r in (await conn.execute(query.order_by(outbox.c.id))).all()]
 
+    async def pending_posts(self, watch_id: int, kind: str) -> list[str]:
+        """Keys of a kind of post begun for a watch and not yet done, oldest first."""
+        query = select(outbox.c.key).where(
+            outbox.c.watch_id == watch_id, outbox.c.kind == kind, outbox.c.state == "pending"
+        )
+        async with self.engine.connect() as conn:
+            return [r[0] for r in (await conn.execute(query.order_by(outbox.c.id))).all()]
+
     async def forget_posts(self, watch_id: int, kind: str) -> None:
         """Drop a kind of post from the record, so it can be made again (a new pause DM)."""
         async with self.engine.begin() as conn:

@@ -125,23 +125,36 @@ class PollRepository(Repository):
                 .values(counts_json=counts_json, counted_at=now)
             )
 
+    async def poll_soon(self, job_id: str, at: float, *, alerted_only: bool = False) -> int:
+        """Bring the batch's next poll forward to ``at``, never later: a pushed message
+        says it changed. Every instance's row of that JobId (the message names no
+        instance); with ``alerted_only``, only where a watch has an alert (device results
+        matter to nothing else). Returns how many polls moved: 0 for a batch nobody
+        watches, which then costs nothing more."""
+        conditions = [polls.c.job_id == job_id, polls.c.next_poll_at > at, _wanted()]
+        if alerted_only:
+            conditions.append(_alerted())
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(polls).where(*conditions).values(next_poll_at=at))
+        return result.rowcount
+
+    async def poll_all_by(self, at: float) -> int:
+        """Every wanted poll due by ``at`` at the latest: after the subscription
+        (re)connects (messages sent while it was away may be lost) or goes away (the
+        safety net's long wait must not outlast it)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(polls).where(polls.c.next_poll_at > at, _wanted()).values(next_poll_at=at)
+            )
+        return result.rowcount
+
     async def budget_counts(self) -> tuple[int, int]:
         """(jobs, jobs with an alert) among the actively watched jobs that are not merely
         scheduled: what shares the poll budget (a scheduled batch is checked around its
         start time, rarely before; each poll of an alerted job also reads device counts).
         One query: the poll loop asks at every tick."""
-        alerted = (
-            select(watches.c.id)
-            .where(
-                watches.c.job_id == polls.c.job_id,
-                watches.c.instance_id == polls.c.instance_id,
-                watches.c.state == ACTIVE,
-                watches.c.alert_rule.is_not(None),
-            )
-            .exists()
-        )
         query = (
-            select(func.count(), func.coalesce(func.sum(case((alerted, 1), else_=0)), 0))
+            select(func.count(), func.coalesce(func.sum(case((_alerted(), 1), else_=0)), 0))
             .select_from(polls)
             .where(_wanted(), func.coalesce(polls.c.status, "") != "PLANNED")
         )
@@ -155,14 +168,20 @@ def _key(job_id: str, instance_id: str | None) -> Any:
     return and_(polls.c.job_id == job_id, polls.c.instance_id == (instance_id or ""))
 
 
-def _wanted() -> Any:
-    """A poll row that some active watch still wants."""
+def _wanted(*also: Any) -> Any:
+    """A poll row that some active watch still wants (and that matches ``also``)."""
     return (
         select(watches.c.id)
         .where(
             watches.c.job_id == polls.c.job_id,
             watches.c.instance_id == polls.c.instance_id,
             watches.c.state == ACTIVE,
+            *also,
         )
         .exists()
     )
+
+
+def _alerted() -> Any:
+    """A poll row whose job some active watch has an alert on."""
+    return _wanted(watches.c.alert_rule.is_not(None))

@@ -3,7 +3,9 @@
 IotEmulator, the class tests and benchmarks drive, is the store (state.py, tasks.py) with
 the request path in front (gateway.py, which runs the actions of actions.py) and the
 control routes beside it (control.py). Every API call is logged in ``calls``; the
-``/_emulator/*`` control paths are neither signed nor logged.
+``/_emulator/*`` control paths are neither signed nor logged. Beside the HTTP API, ``push``
+(push.py) is the server-side subscription: a STOMP server, started by start_push, that
+pushes the store's job and device status changes to subscribed clients.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ from aiohttp import web
 from bot.emulator.actions import JOB_INFO_FIELDS
 from bot.emulator.control import ControlRoutes
 from bot.emulator.gateway import Gateway
+from bot.emulator.push import PushServer
 from bot.emulator.state import OtaState, utc_text
 from bot.emulator.verify import WireRequest, describe
 
@@ -81,7 +85,8 @@ class IotEmulator(OtaState):
     The store (jobs, tasks, firmwares, instance scoping, ``auto_jobs``) is OtaState's, with
     its methods (add_job, set_status, set_tasks, add_task, task_counts, find_job ...).
     ``credentials``, ``sts_tokens``, ``qps`` and ``latency`` are the gateway's settings
-    (see Gateway for the quotas), read and set here.
+    (see Gateway for the quotas), read and set here. ``push`` (a PushServer) accepts the
+    same credentials; it listens once start_push is called, and stop stops it too.
     """
 
     credentials = _OnGateway()
@@ -116,6 +121,11 @@ class IotEmulator(OtaState):
             qps=qps,
             latency=latency,
         )
+        self.push = PushServer(
+            credentials=lambda: self.gateway.credentials,
+            sts_tokens=lambda: self.gateway.sts_tokens,
+            clock=lambda: self.clock(),
+        )
         self.base_url = ""
         self.calls: list[Call] = []
         self._runner: web.AppRunner | None = None
@@ -134,8 +144,26 @@ class IotEmulator(OtaState):
         self.base_url = f"http://{shown}:{bound}"
         return self.base_url
 
+    async def start_push(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> str:
+        """Start the push server; from now on status changes are published to it.
+
+        Returns ``stomp://host:port`` (``stomp+ssl://`` with ``ssl_context``).
+        """
+        url = await self.push.start(host, port, ssl_context)
+        if self.push.publish_event not in self.listeners:
+            self.listeners.append(self.push.publish_event)
+        return url
+
     async def stop(self) -> None:
         self._stopping.set()  # wakes "slow" and latency sleeps so shutdown is immediate
+        if self.push.publish_event in self.listeners:
+            self.listeners.remove(self.push.publish_event)
+        await self.push.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -170,6 +198,7 @@ class IotEmulator(OtaState):
     def reset(self) -> None:
         self.calls.clear()
         self.gateway.reset()
+        self.push.reset()
 
     # --- the API --------------------------------------------------------------------
 

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.emulator.fixtures import PRODUCT_NAME, default_jobs, default_tasks, make_job
-from bot.emulator.tasks import JobTasks
+from bot.emulator.tasks import RESULT_STATUSES, JobTasks
 from bot.iot.models import JOB_STATUSES
 
 WELL_FORMED_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OtaEvent:
+    """A change IoT Platform pushes to server-side subscribers: its topic and JSON payload.
+
+    Topics and payloads follow the reference ("Push instead of polling"): ``job_status``
+    is a batch status notification, ``device_status`` a device's upgrade result.
+    ``instance_id`` is the job's instance scope (None: unscoped).
+    """
+
+    kind: str
+    topic: str
+    payload: dict[str, Any]
+    instance_id: str | None
 
 
 class BusinessError(Exception):
@@ -56,6 +75,13 @@ class OtaState:
 
     Firmwares (ListOTAFirmware) are derived from the stored jobs, one per FirmwareId and
     scope (see ``firmwares``), plus those given to add_firmware.
+
+    ``listeners`` are called with an OtaEvent when a job's JobStatus changes (set_status,
+    so CancelOTATaskByJob's CancelScheduledTask too) and when a device task becomes
+    SUCCEEDED or FAILED (set_task_status, add_task, set_tasks for each generated device
+    whose status changed, and moves made on a job's JobTasks directly). A listener must
+    not block; one that raises is logged and the change stands. add_job sends nothing: it
+    sets a job up, it is not a change the platform would report.
     """
 
     def __init__(
@@ -70,6 +96,7 @@ class OtaState:
         self.jobs: dict[str, dict] = {}
         self.tasks: dict[str, JobTasks] = {}
         self.canceled_strategies: set[str] = set()  # JobIds, by CancelOTAStrategyByJob
+        self.listeners: list[Callable[[OtaEvent], None]] = []
         self._instance_of: dict[str, str | None] = {}
         self._firmwares: dict[tuple[str | None, str], dict[str, Any]] = {}  # add_firmware
         for data in (default_jobs() if jobs is None else jobs).values():
@@ -81,7 +108,7 @@ class OtaState:
         self.jobs[job_id] = data
         self._instance_of[job_id] = instance_id
         counts, reasons = default_tasks(data)
-        self.tasks[job_id] = JobTasks(job_id, counts, reasons)
+        self.tasks[job_id] = self._job_tasks(job_id, counts, reasons)
 
     def set_tasks(
         self,
@@ -98,7 +125,19 @@ class OtaState:
         """
         if job_id not in self.jobs:
             raise KeyError(job_id)
-        self.tasks[job_id] = JobTasks(job_id, counts, failure_reasons or ())
+        old = self.tasks.get(job_id)
+        new = self._job_tasks(job_id, counts, failure_reasons or ())
+        self.tasks[job_id] = new
+        if self.listeners:
+            # Generated devices keep their names (dev-000000 ...): a device whose status
+            # is now a result it did not have before reports that result.
+            changed = [
+                i
+                for status in RESULT_STATUSES
+                for i in new.by_status[status]
+                if old is None or old.generated_status(i) != status
+            ]
+            self._task_results(job_id, new, sorted(changed))
 
     def add_task(
         self,
@@ -197,7 +236,7 @@ class OtaState:
         if job_id not in self.jobs:
             raise KeyError(job_id)
         if job_id not in self.tasks:  # a job put straight into ``jobs``
-            self.tasks[job_id] = JobTasks(job_id, {})
+            self.tasks[job_id] = self._job_tasks(job_id, {})
         return self.tasks[job_id]
 
     def set_status(self, job_id: str, status: str) -> None:
@@ -205,7 +244,9 @@ class OtaState:
         if status not in JOB_STATUSES:
             raise ValueError(f"unknown job status {status!r}; expected one of {JOB_STATUSES}")
         job = self.jobs[job_id]  # KeyError for an unknown job, on purpose
-        now = utc_text(self.clock())
+        moment = self.clock()
+        now = utc_text(moment)
+        was = job.get("JobStatus")
         job["JobStatus"] = status
         job["UtcModified"] = now
         if status == "PLANNED":
@@ -216,6 +257,8 @@ class OtaState:
             job.pop("UtcEndTime", None)
         else:
             job["UtcEndTime"] = now
+        if self.listeners and was != status:
+            self._emit(job_status_event(job, self._instance_of.get(job_id), moment))
 
     def find_job(self, job_id: str, instance_id: str | None) -> dict[str, Any]:
         if job_id not in self.jobs and self.auto_jobs and WELL_FORMED_JOB_ID.match(job_id):
@@ -228,6 +271,35 @@ class OtaState:
             raise _instance_not_found() if scope is not None else _job_not_found()
         return self.jobs[job_id]
 
+    def _job_tasks(
+        self, job_id: str, counts: dict[str, int], reasons: Iterable[str] = ()
+    ) -> JobTasks:
+        tasks = JobTasks(job_id, counts, reasons)
+        tasks.on_result = lambda indices: self._task_results(job_id, tasks, indices)
+        return tasks
+
+    def _task_results(self, job_id: str, tasks: JobTasks, indices: list[int]) -> None:
+        """A device_status event for each task ``indices`` of ``tasks``, as it is now."""
+        if not self.listeners or not indices:
+            return
+        try:
+            job = self.jobs[job_id]
+            scope = self._instance_of.get(job_id)
+            moment = self.clock()
+            events = [device_status_event(tasks.render(job, i), scope, moment) for i in indices]
+        except Exception:  # a push must never undo or fail the change that caused it
+            log.exception("could not build the device results of job %s", job_id)
+            return
+        for event in events:
+            self._emit(event)
+
+    def _emit(self, event: OtaEvent) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("OTA event listener %r failed", listener)
+
     def _check_instance(self, instance_id: str | None) -> None:
         """InstanceNotFound for an IotInstanceId that no job or firmware was added under."""
         if instance_id is None:
@@ -236,6 +308,51 @@ class OtaState:
             scope == instance_id for scope, _ in self._firmwares
         ):
             raise _instance_not_found()
+
+
+def job_status_event(job: dict[str, Any], instance_id: str | None, moment: float) -> OtaEvent:
+    """A batch status notification: topic ``/${productKey}/${packageId}/${jobId}/ota/job/status``.
+
+    Reference "Push instead of polling": payload {productKey, moduleName, packageId, jobId,
+    status, messageCreateTime}; packageId is the job's FirmwareId. moduleName is "default",
+    the module of the emulator's firmwares (SimpleFirmwareInfo ModuleName).
+    """
+    product_key = job.get("ProductKey") or ""
+    package_id = job.get("FirmwareId") or ""
+    job_id = job.get("JobId") or ""
+    payload = {
+        "productKey": product_key,
+        "moduleName": "default",
+        "packageId": package_id,
+        "jobId": job_id,
+        "status": job.get("JobStatus") or "",
+        "messageCreateTime": int(moment * 1000),
+    }
+    topic = f"/{product_key}/{package_id}/{job_id}/ota/job/status"
+    return OtaEvent("job_status", topic, payload, instance_id)
+
+
+def device_status_event(task: dict[str, Any], instance_id: str | None, moment: float) -> OtaEvent:
+    """A device's upgrade result: topic ``/${productKey}/${deviceName}/ota/upgrade``.
+
+    ``task`` is the task as ListOTATaskByJob shows it (JobTasks.render). Reference "Push
+    instead of polling": payload {iotId, productKey, deviceName, status, messageCreateTime,
+    srcVersion, destVersion, desc, jobId, taskId}.
+    """
+    payload = {
+        "iotId": task["IotId"],
+        "productKey": task["ProductKey"],
+        "deviceName": task["DeviceName"],
+        "status": task["TaskStatus"],
+        "messageCreateTime": int(moment * 1000),
+        "srcVersion": task["SrcVersion"],
+        "destVersion": task["DestVersion"],
+        "desc": task["TaskDesc"],
+        "jobId": task["JobId"],
+        "taskId": task["TaskId"],
+    }
+    topic = f"/{task['ProductKey']}/{task['DeviceName']}/ota/upgrade"
+    return OtaEvent("device_status", topic, payload, instance_id)
 
 
 def _firmware_fields(

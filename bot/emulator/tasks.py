@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import re
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bot.emulator.fixtures import (
@@ -17,6 +17,8 @@ from bot.emulator.fixtures import (
 )
 
 GENERATED_DEVICE = re.compile(r"^dev-(\d{6,})$")
+# The outcomes IoT Platform pushes per device (reference "Push instead of polling").
+RESULT_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
 
 
 class JobTasks:
@@ -29,6 +31,9 @@ class JobTasks:
 
     Override dicts may be shared between tasks (move_many stamps every task it moves with
     one dict): they are copied before being changed, never edited in place.
+
+    ``on_result``, if set, is called after add, move or move_many with the indices of the
+    tasks that have just become SUCCEEDED or FAILED (from another status, or new).
     """
 
     def __init__(
@@ -53,6 +58,7 @@ class JobTasks:
         self._failed_start = self.by_status["FAILED"][0] if self.by_status["FAILED"] else 0
         self._devices: dict[str, int] = {}  # hand-made device names
         self._overrides: dict[int, dict[str, str]] = {}  # API fields that differ
+        self.on_result: Callable[[list[int]], None] | None = None
 
     def __len__(self) -> int:
         return len(self._status)
@@ -62,6 +68,10 @@ class JobTasks:
 
     def status_of(self, i: int) -> str:
         return self._status[i]
+
+    def generated_status(self, i: int) -> str | None:
+        """The status of generated device ``dev-{i:06d}``, None if there is no such device."""
+        return self._status[i] if i < self._generated else None
 
     def index_of_task(self, task_id: str) -> int | None:
         """The index of the task with ``task_id`` (stem + 8-digit index), None if not ours."""
@@ -106,6 +116,8 @@ class JobTasks:
         if src_version is not None:
             fields["SrcVersion"] = src_version
         self._overrides[i] = fields
+        if status in RESULT_STATUSES:
+            self._results([i])
         return i
 
     def move(self, device_name: str, status: str, desc: str | None, now: str) -> None:
@@ -113,7 +125,8 @@ class JobTasks:
         i = self.index_of(device_name)
         if i is None:
             raise KeyError(f"no task for device {device_name!r} in job {self.job_id}")
-        old = self.by_status[self._status[i]]
+        was = self._status[i]
+        old = self.by_status[was]
         del old[bisect_left(old, i)]
         insort(self.by_status[status], i)
         self._status[i] = status
@@ -124,6 +137,8 @@ class JobTasks:
         else:
             fields["TaskDesc"] = desc
         self._overrides[i] = fields
+        if status in RESULT_STATUSES and was != status:
+            self._results([i])
 
     def move_statuses(
         self, statuses: Iterable[str], status: str, desc: str | None, now: str
@@ -168,7 +183,13 @@ class JobTasks:
             ]
         # Two sorted runs: Timsort merges them in linear time.
         self.by_status[status] = sorted(self.by_status[status] + moving)
+        if status in RESULT_STATUSES:
+            self._results(moving)
         return len(moving)
+
+    def _results(self, indices: list[int]) -> None:
+        if self.on_result is not None:
+            self.on_result(indices)
 
     def task_id(self, i: int) -> str:
         return f"{self._stem}{i:08d}"

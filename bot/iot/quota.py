@@ -30,6 +30,9 @@ from enum import IntEnum
 class Priority(IntEnum):
     PERSON = 0  # someone is waiting in Slack
     BACKGROUND = 1  # watchers, prefetches
+    # Watchers' device summaries (seven calls each): behind every poll, so a batch that
+    # finishes is read, and its reply posted, before earlier batches' summaries are done.
+    SUMMARY = 2
 
 
 @dataclass
@@ -75,13 +78,15 @@ class SlidingWindowLimiter:
         self._slots = [s for s in self._slots if s.expires > now]
         if priority is None:
             return len(self._slots)
+        if priority == Priority.BACKGROUND:  # the watchers' share: summaries count in it
+            return sum(1 for s in self._slots if s.priority >= Priority.BACKGROUND)
         return sum(1 for s in self._slots if s.priority == priority)
 
     def _may_go(self, priority: Priority) -> bool:
         if self.in_window() >= self.limit:
             return False
         return (
-            priority != Priority.BACKGROUND
+            priority < Priority.BACKGROUND
             or self.in_window(Priority.BACKGROUND) < self.background_limit
         )
 

@@ -27,7 +27,11 @@ NOT_A_MEMBER_ANSWERS = frozenset({"channel_not_found", "not_in_channel", "is_arc
 
 async def _tell(respond: AsyncRespond, deps: Deps, **context: Any) -> None:
     message = deps.renderer.render(
-        "watch_reply", interval=deps.watcher.interval(), demo=deps.demo, **context
+        "watch_reply",
+        interval=deps.watcher.interval(),
+        live=deps.watcher.live.connected(),
+        demo=deps.demo,
+        **context,
     )
     await ephemeral(respond)(message)
 
@@ -126,6 +130,7 @@ async def list_watches(
         everywhere=request.everywhere,
         unchecked=len(unchecked),
         interval=deps.watcher.interval(),
+        live=deps.watcher.live.connected(),
         demo=deps.demo,
     )
     await ephemeral(respond, replace=None)(message)

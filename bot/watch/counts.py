@@ -45,7 +45,7 @@ class PollCounts:
 
     async def _read(self) -> TaskCounts:
         counts = await self.service.count_tasks(
-            self.job_id, self.instance_id, fresh=True, priority=Priority.BACKGROUND
+            self.job_id, self.instance_id, fresh=True, priority=Priority.SUMMARY
         )
         await self.store.record_counts(
             self.job_id, self.instance_id, json.dumps(counts.counts), self._clock()

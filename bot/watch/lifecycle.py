@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from ..card_counts import Counts
 from ..db import ACTIVE, PAUSED, Store, Watch, WatchChange
 from ..iot.errors import IotError
-from ..iot.models import JobResult, OtaJob
+from ..iot.models import FINISHED_STATUSES, JobResult, OtaJob, TaskCounts
 from ..iot.service import OtaService
 from ..job_ref import JobRef
 from ..render import Message, Renderer, job_card
@@ -25,9 +25,13 @@ from .budget import Budget, WatchSettings
 from .counts import PollCounts
 from .delivery import Delivery
 from .poster import ChannelUnavailable, SlackPoster
-from .transitions import Transition, diff, wanted
+from .transitions import Transition, diff, from_key, wanted
 
 log = logging.getLogger("otajob.watch")
+# How long a final reply waits for its device summary before it goes out without it (the
+# summary is then edited in): long enough for seven calls on a quiet quota.
+SUMMARY_WAIT_SECONDS = 1.5
+SUMMARY_TRIES, SUMMARY_RETRY_SECONDS = 3, 20.0  # Slack refusing the summary's edit
 DAY = 86400.0
 
 
@@ -79,6 +83,14 @@ class Lifecycle:
         # (no API call needed) cannot grow this without end.
         self.locks: weakref.WeakValueDictionary[tuple[str, str | None], asyncio.Lock]
         self.locks = weakref.WeakValueDictionary()
+        # Final replies' summaries being read and edited in, outside the polls.
+        self._summaries: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        """Stop filling in summaries (a later poll, or the next start, finishes them)."""
+        for task in list(self._summaries):
+            task.cancel()
+        await asyncio.gather(*self._summaries, return_exceptions=True)
 
     async def watch(
         self,
@@ -210,9 +222,11 @@ class Lifecycle:
             watch = await self.store.get_watch(watch.id) or watch
         shown = watch.card_shows
         transitions = diff(watch.told_status, result.job)
+        tried: set[str] = set()  # summaries tried this poll: not again until the next
         for transition in transitions:
             if wanted(transition, watch.only):
                 await self._post_transition(watch, result, transition, counts)
+                tried.add(transition.key)
             else:
                 await self.store.change_watch(
                     watch.id, WatchChange(told_status=transition.to_status)
@@ -229,6 +243,8 @@ class Lifecycle:
                 # card shows the end, so a channel never keeps a card that says "running".
                 return
         if finished:
+            if not await self._summaries_filled(watch, result, counts, tried):
+                return  # likewise for a final reply still "counting devices"
             await self.store.end_watch(watch.id, "finished", self._clock())
 
     async def _check_alert(self, watch: Watch, result: JobResult, counts: PollCounts) -> None:
@@ -274,29 +290,133 @@ class Lifecycle:
     async def _post_transition(
         self, watch: Watch, result: JobResult, transition: Transition, counts: PollCounts
     ) -> None:
-        task_counts, counts_error = None, None
-        if transition.final:
+        """The reply goes out at once. A final one carries its device summary when the
+        seven calls come back within SUMMARY_WAIT_SECONDS; otherwise (the quota is busy:
+        summaries wait behind every poll) the summary is read and edited in by a task of
+        its own, so neither this completion nor the polls after it wait for it."""
+        known = counts.peek() if transition.final else None  # the alert may have read them
+        if transition.final and known is None:
+            known = await self._counts_soon(counts)
+        summary_due = transition.final and known is None
+        if summary_due:  # recorded first: a crash before the edit leaves it to redo
+            await self.store.begin_post(watch.id, "summary", transition.key, self._clock())
+        ts = await self.delivery.deliver(
+            watch,
+            "transition",
+            transition.key,
+            self._transition(watch, result, transition, known, loading=summary_due),
+            thread_ts=watch.card_ts,
+            broadcast=transition.final and not watch.quiet,
+            told_status=transition.to_status,
+        )
+        if summary_due:
+            task = asyncio.create_task(self._summary_later(watch, result, transition, ts, counts))
+            self._summaries.add(task)
+            task.add_done_callback(self._summaries.discard)
+
+    async def _summary_later(
+        self, watch: Watch, result: JobResult, transition: Transition, ts: str, counts: PollCounts
+    ) -> None:
+        """Read the summary, edit it in, and end the watch if that was all it waited for.
+        Slack saying "later" (chat.update is Tier 3: 50 a minute) is retried a few times
+        here, then left to the watch's next poll (a finished batch's comes within
+        WATCH_POLL_SECONDS: Budget.next_poll)."""
+        for attempt in range(SUMMARY_TRIES):
+            if attempt:
+                await asyncio.sleep(SUMMARY_RETRY_SECONDS * attempt)
+            summary = await self._read_summary(counts)
             try:
-                task_counts = await counts()
-            except IotError as exc:  # the summary says so rather than holding the post back
-                counts_error = exc
-        message = self.renderer.render(
+                async with self.lock(watch.job_id, watch.instance_id):
+                    if await self._fill_summary(watch, result, transition, ts, summary):
+                        await self._end_if_told(watch.id)
+                        return
+            except (ChannelUnavailable, SlackApiError) as exc:
+                log.warning("summary for watch %d not edited in: %s", watch.id, exc)
+                return
+
+    async def _end_if_told(self, watch_id: int) -> None:
+        """End a finished watch once its card and every final reply say so."""
+        current = await self.store.get_watch(watch_id)
+        if current is None or current.state != ACTIVE:
+            return
+        if current.card_shows not in FINISHED_STATUSES:
+            return
+        if await self.store.pending_posts(watch_id, "summary"):
+            return
+        await self.store.end_watch(watch_id, "finished", self._clock())
+
+    async def _read_summary(self, counts: PollCounts) -> tuple[TaskCounts | None, IotError | None]:
+        try:
+            return await counts(), None
+        except IotError as exc:  # the summary says so rather than keep "counting"
+            return None, exc
+
+    async def _counts_soon(self, counts: PollCounts) -> TaskCounts | None:
+        """The device counts if they come within SUMMARY_WAIT_SECONDS (the usual case:
+        the reply then carries them, and costs no edit, chat.update being Tier 3); None
+        when the quota is busy, and the reply goes out without them."""
+        reading = asyncio.ensure_future(counts())
+        try:
+            return await asyncio.wait_for(asyncio.shield(reading), SUMMARY_WAIT_SECONDS)
+        except (TimeoutError, IotError):
+            return None
+
+    async def _fill_summary(
+        self,
+        watch: Watch,
+        result: JobResult,
+        transition: Transition,
+        ts: str,
+        summary: tuple[TaskCounts | None, IotError | None],
+    ) -> bool:
+        """Edit the device summary into a final reply; False if Slack said "later"."""
+        entry = await self.store.begin_post(watch.id, "summary", transition.key, self._clock())
+        if entry.state == "posted":
+            return True
+        task_counts, counts_error = summary
+        filled = self._transition(watch, result, transition, task_counts, error=counts_error)
+        if not await self.poster.update(watch.channel_id, ts, filled):
+            return False
+        await self.store.finish_post(entry.id, ts, self._clock(), watch_id=watch.id)
+        return True
+
+    async def _summaries_filled(
+        self, watch: Watch, result: JobResult, counts: PollCounts, tried: set[str]
+    ) -> bool:
+        """Every final reply of the watch has its summary (retrying those Slack would
+        not edit at an earlier poll, or that a crash interrupted)."""
+        done = True
+        for key in await self.store.pending_posts(watch.id, "summary"):
+            if key in tried:
+                done = False
+                continue
+            reply = await self.store.begin_post(watch.id, "transition", key, self._clock())
+            if reply.state != "posted" or not reply.ts:
+                continue  # the reply itself was never posted: nothing to fill in
+            transition = from_key(key, result.job)
+            summary = await self._read_summary(counts)
+            done = await self._fill_summary(watch, result, transition, reply.ts, summary) and done
+        return done
+
+    def _transition(
+        self,
+        watch: Watch,
+        result: JobResult,
+        transition: Transition,
+        counts: TaskCounts | None,
+        *,
+        loading: bool = False,
+        error: IotError | None = None,
+    ) -> Message:
+        return self.renderer.render(
             "transition",
             job=result.job,
             job_id=watch.job_id,
             t=transition,
-            counts=task_counts,
-            counts_error=counts_error,
+            counts=counts,
+            counts_error=error,
+            counts_loading=loading,
             demo=self.demo,
-        )
-        await self.delivery.deliver(
-            watch,
-            "transition",
-            transition.key,
-            message,
-            thread_ts=watch.card_ts,
-            broadcast=transition.final and not watch.quiet,
-            told_status=transition.to_status,
         )
 
     def card(
@@ -312,7 +432,12 @@ class Lifecycle:
             demo=self.demo,
             buttons=("refresh",),
             counts=counts,
-            watching={"watch": watch, "interval": self.budget.interval(), "ended": ended},
+            watching={
+                "watch": watch,
+                "interval": self.budget.interval(),
+                "live": self.budget.live(),
+                "ended": ended,
+            },
         )
 
     async def post_card(self, watch: Watch, result: JobResult) -> None:

@@ -13,6 +13,7 @@ from ..iot.quota import Priority
 from ..iot.service import OtaService
 from .budget import Budget, WatchSettings
 from .lifecycle import Lifecycle
+from .live import FIRST_IN_LINE_SECONDS
 
 log = logging.getLogger("otajob.watch")
 
@@ -38,6 +39,9 @@ class Scheduler:
         self.settings = settings
         self._clock = clock
         self._inflight: dict[tuple[str, str | None], asyncio.Task[None]] = {}
+        # Jobs a pushed message named while their poll was under way: that poll may have
+        # read the batch before the change, so it is polled once more when it ends.
+        self._again: set[str] = set()
         self._stopping = asyncio.Event()
         self._wake = wake
         self._task: asyncio.Task[None] | None = None
@@ -106,7 +110,17 @@ class Scheduler:
 
     def _poll_done(self, key: tuple[str, str | None]) -> None:
         self._inflight.pop(key, None)
+        if key[0] in self._again:
+            self._again.discard(key[0])
+            again_at = self._clock() - FIRST_IN_LINE_SECONDS
+            task = asyncio.create_task(self.store.poll_soon(key[0], again_at))
+            task.add_done_callback(lambda _: self._wake.set())
         self._wake.set()
+
+    def pushed(self, job_id: str) -> None:
+        """A pushed message named `job_id` (its poll row is already due now)."""
+        if any(key[0] == job_id for key in self._inflight):
+            self._again.add(job_id)
 
     async def _poll(self, job_id: str, instance_id: str | None, errors: int) -> None:
         try:

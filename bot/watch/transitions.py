@@ -73,6 +73,12 @@ def _step(from_status: str, to_status: str, job: OtaJob) -> Transition:
     return Transition(from_status, to_status, at, took)
 
 
+def from_key(key: str, job: OtaJob) -> Transition:
+    """The transition a key names (``Transition.key``), timed by the job's timestamps."""
+    from_status, _, to_status = key.partition(">")
+    return _step(from_status, to_status, job)
+
+
 def diff(told: str | None, job: OtaJob) -> list[Transition]:
     """The transitions to report, oldest first, to bring ``told`` up to ``job``."""
     now = job.job_status

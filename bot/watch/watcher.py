@@ -23,6 +23,7 @@ from ..render import Renderer
 from .budget import Budget, WatchSettings
 from .delivery import Delivery
 from .lifecycle import Lifecycle, Outcome, WatchResult
+from .live import Live
 from .poster import SlackPoster
 from .scheduler import Scheduler
 
@@ -66,6 +67,17 @@ class Watcher:
             clock=clock,
         )
         scheduler = Scheduler(store, service, lifecycle, budget, settings, self._wake, clock=clock)
+        self.live = Live(
+            store,
+            poll_seconds=lambda: budget.settings.poll_seconds,
+            pushed=scheduler.pushed,
+            wake=self._wake,
+            clock=clock,
+        )
+        budget.live = self.live.connected
+        # The push subscription (bot/iot/push.py) calls these two.
+        self.on_push_event = self.live.on_event
+        self.on_push_state = self.live.on_state
         self._budget, self._lifecycle, self._scheduler = budget, lifecycle, scheduler
         self.watch = lifecycle.watch
         self.unwatch = lifecycle.unwatch
@@ -74,13 +86,17 @@ class Watcher:
         self.tick = scheduler.tick
         self.run = scheduler.run
         self.start = scheduler.start
-        self.stop = scheduler.stop
         self.interval = budget.interval
         # For tests and the benchmark, as before the split.
         self._locks = lifecycle.locks
         self._post_card = lifecycle.post_card
         self._next_poll = budget.next_poll
         self._backoff = budget.backoff
+
+    async def stop(self) -> None:
+        """Stop polling (polls under way finish), then the summaries being filled in."""
+        await self._scheduler.stop()
+        await self._lifecycle.aclose()
 
     @property
     def settings(self) -> WatchSettings:
