@@ -148,6 +148,7 @@ async def test_device_results_fire_the_alert_within_seconds(emulator, started, f
     url = await emulator.start_push()
     runtime = await started(IOT_PUSH_URL=url, WATCH_POLL_SECONDS="60")
     runtime.deps.watcher.live.device_debounce = 0.2
+    runtime.deps.watcher.live.device_gap = 0.5
     runtime.start()
     await wait_until(lambda: runtime.push.state == "live", WAIT)
     await command(runtime, fake_slack, f"watch {JOB} alert failed>5")

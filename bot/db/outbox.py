@@ -72,6 +72,17 @@ class OutboxRepository(Repository):
         async with self.engine.connect() as conn:
             return [tuple(r) for r in (await conn.execute(query.order_by(outbox.c.id))).all()]
 
+    async def posted_ts(self, watch_id: int, kind: str, key: str) -> str | None:
+        """The ts of a post made for a watch, if it was made (a lookup: records nothing)."""
+        query = select(outbox.c.ts).where(
+            outbox.c.watch_id == watch_id,
+            outbox.c.kind == kind,
+            outbox.c.key == key,
+            outbox.c.state == "posted",
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).scalar()
+
     async def pending_posts(self, watch_id: int, kind: str) -> list[str]:
         """Keys of a kind of post begun for a watch and not yet done, oldest first."""
         query = select(outbox.c.key).where(

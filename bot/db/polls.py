@@ -125,17 +125,30 @@ class PollRepository(Repository):
                 .values(counts_json=counts_json, counted_at=now)
             )
 
-    async def poll_soon(self, job_id: str, at: float, *, alerted_only: bool = False) -> int:
+    async def poll_soon(
+        self,
+        job_id: str,
+        at: float,
+        *,
+        alerted_only: bool = False,
+        not_before_last_poll: float | None = None,
+    ) -> int:
         """Bring the batch's next poll forward to ``at``, never later: a pushed message
         says it changed. Every instance's row of that JobId (the message names no
         instance); with ``alerted_only``, only where a watch has an alert (device results
-        matter to nothing else). Returns how many polls moved: 0 for a batch nobody
-        watches, which then costs nothing more."""
-        conditions = [polls.c.job_id == job_id, polls.c.next_poll_at > at, _wanted()]
+        matter to nothing else); with ``not_before_last_poll``, never sooner than that
+        many seconds after its last poll. Returns how many polls moved: 0 for a batch
+        nobody watches, which then costs nothing more."""
+        target: Any = at
+        if not_before_last_poll is not None:
+            earliest = func.coalesce(polls.c.polled_at, 0) + not_before_last_poll
+            target = case((earliest > at, earliest), else_=at)
+        conditions = [polls.c.job_id == job_id, polls.c.next_poll_at > target, _wanted()]
         if alerted_only:
             conditions.append(_alerted())
         async with self.engine.begin() as conn:
-            result = await conn.execute(update(polls).where(*conditions).values(next_poll_at=at))
+            statement = update(polls).where(*conditions).values(next_poll_at=target)
+            result = await conn.execute(statement)
         return result.rowcount
 
     async def poll_all_by(self, at: float) -> int:

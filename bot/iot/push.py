@@ -19,8 +19,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +39,10 @@ DESTINATION = "/topic/#"  # Alibaba's example subscribes to every topic of the g
 HEARTBEATS_MS = (30_000, 10_000)
 CONNECT_TIMEOUT = 10.0
 BACKOFF_FIRST, BACKOFF_MAX, REFUSED_BACKOFF = 1.0, 60.0, 300.0
+STABLE_SECONDS = 60.0  # a link that held this long resets the backoff
+
+# stomp.py logs whole frames at DEBUG, the login header (an STS token) included: never ours.
+logging.getLogger("stomp.py").setLevel(logging.INFO)
 
 STATES = ("off", "connecting", "live", "down", "refused")
 
@@ -100,19 +106,30 @@ class PushSubscription:
         self._task: asyncio.Task[None] | None = None
         self._conn: Any = None
         self._refusal_logged: str | None = None
+        # One thread of our own for stomp.py's blocking calls: a stuck CONNECT can hold
+        # only it, never the loop's default executor (DNS, other to_thread work).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otajob-push")
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self._stopping.clear()
         self._task = asyncio.create_task(self._run())
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Never silently: the watcher must stop counting on push.
+            log.error("push subscription stopped", exc_info=task.exception())
+            self._set_state("down")
 
     async def stop(self) -> None:
         self._stopping.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         await self._close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
         self._set_state("off")
 
     def _set_state(self, state: str) -> None:
@@ -125,45 +142,65 @@ class PushSubscription:
         while not self._stopping.is_set():
             if self.state == "off":
                 self._set_state("connecting")  # later tries keep "down" or "refused" shown
-            queue: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue()
             try:
-                await self._connect(queue)
-            except _Refused as refused:
-                self._log_refusal(str(refused))
-                self._set_state("refused")
-                await self._pause(REFUSED_BACKOFF * self._rng.uniform(0.8, 1.2))
-                continue
-            except Exception as exc:  # network, TLS, timeouts: try again, with backoff
+                failures = await self._once(failures)
+            except Exception:  # a bug must not end the subscription: log, back off, retry
+                log.exception("push subscription failed; reconnecting")
                 failures += 1
-                log.warning(
-                    "push subscription: cannot connect to %s:%d (%s); retrying",
-                    self.target.host,
-                    self.target.port,
-                    type(exc).__name__,
-                )
+                await self._close()
                 self._set_state("down")
                 await self._pause(self._backoff(failures))
-                continue
-            failures = 0
-            self._refusal_logged = None
-            self.connects += 1
-            log.info(
-                "push subscription live (%s:%d, group %s)",
+
+    async def _once(self, failures: int) -> int:
+        """One connection, from CONNECT to its loss; returns the failures count after it."""
+        queue: asyncio.Queue[tuple[str, Any, Any]] = asyncio.Queue()
+        try:
+            await self._connect(queue)
+        except _Refused as refused:
+            self._log_refusal(str(refused))
+            self._set_state("refused")
+            await self._pause(REFUSED_BACKOFF * self._rng.uniform(0.8, 1.2))
+            return failures
+        except Exception as exc:  # network, TLS, timeouts: try again, with backoff
+            failures += 1
+            # The first failure is worth a warning; a link that stays down is not news.
+            level = logging.WARNING if failures == 1 else logging.DEBUG
+            log.log(
+                level,
+                "push subscription: cannot connect to %s:%d (%s: %s); retrying with backoff",
                 self.target.host,
                 self.target.port,
-                self.consumer_group,
+                type(exc).__name__,
+                str(exc)[:200],
             )
-            self._set_state("live")
-            reason = await self._pump(queue)
-            await self._close()
-            if self._stopping.is_set():
-                return
-            log.warning("push subscription lost (%s); polling until it is back", reason)
             self._set_state("down")
-            await self._pause(self._backoff(1))
+            await self._pause(self._backoff(failures))
+            return failures
+        self._refusal_logged = None
+        self.connects += 1
+        log.info(
+            "push subscription live (%s:%d, group %s)",
+            self.target.host,
+            self.target.port,
+            self.consumer_group,
+        )
+        self._set_state("live")
+        began = time.monotonic()
+        reason = await self._pump(queue)
+        await self._close()
+        if self._stopping.is_set():
+            return failures
+        # A link that held a while starts the backoff afresh; one that drops at once (a
+        # clientId shared by two replicas, a server closing after CONNECTED) backs off
+        # further each time, so it cannot storm (each "live" re-polls every batch).
+        failures = 1 if time.monotonic() - began > STABLE_SECONDS else failures + 1
+        log.warning("push subscription lost (%s); polling until it is back", reason)
+        self._set_state("down")
+        await self._pause(self._backoff(failures))
+        return failures
 
     def _backoff(self, failures: int) -> float:
-        base = min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_MAX)
+        base = min(BACKOFF_FIRST * 2 ** (max(failures, 1) - 1), BACKOFF_MAX)
         return base * self._rng.uniform(0.5, 1.5)
 
     async def _pause(self, seconds: float) -> None:
@@ -175,7 +212,8 @@ class PushSubscription:
         if message != self._refusal_logged:
             log.error(
                 "push subscription refused by %s:%d: %s. Check IOT_PUSH_URL,"
-                " IOT_PUSH_CONSUMER_GROUP and the AccessKey's permissions; polling meanwhile",
+                " IOT_PUSH_CONSUMER_GROUP and the AccessKey's permissions (iot:sub);"
+                " polling meanwhile",
                 self.target.host,
                 self.target.port,
                 message or "no reason given",
@@ -195,17 +233,19 @@ class PushSubscription:
         loop = asyncio.get_running_loop()
         bridge = _Bridge(loop, queue)
         try:
-            self._conn = await asyncio.wait_for(
-                asyncio.to_thread(self._connect_blocking, bridge, user, password),
-                CONNECT_TIMEOUT + 5,
+            self._conn = await loop.run_in_executor(
+                self._executor, self._connect_blocking, bridge, user, password
             )
+        except asyncio.CancelledError:
+            bridge.abandon()  # the thread drops the connection instead of subscribing
+            raise
         except Exception:
-            refusal = _refusal_in(queue)
-            if refusal is not None:
-                raise _Refused(refusal) from None
+            if bridge.refusal is not None:
+                raise _Refused(bridge.refusal) from None
             raise
 
     def _connect_blocking(self, bridge: _Bridge, user: str, password: str) -> Any:
+        """On the push thread: CONNECT, wait (bounded) for CONNECTED, SUBSCRIBE."""
         import stomp  # imported here: only a deployment with IOT_PUSH_URL needs it loaded
 
         conn = stomp.Connection(
@@ -218,9 +258,14 @@ class PushSubscription:
             conn.set_ssl(for_hosts=[(self.target.host, self.target.port)])
         conn.set_listener("otajob", bridge)
         try:
-            conn.connect(user, password, wait=True, headers={"client-id": self.client_id})
+            # wait=False: stomp.py's own wait has no deadline; ours has.
+            conn.connect(user, password, wait=False, headers={"client-id": self.client_id})
+            if not bridge.answered.wait(CONNECT_TIMEOUT):
+                raise TimeoutError(f"no answer to CONNECT within {CONNECT_TIMEOUT:g} s")
+            if bridge.refusal is not None or not bridge.connected or bridge.abandoned:
+                raise ConnectionError(bridge.refusal or "the connection closed")
             conn.subscribe(destination=DESTINATION, id="1", ack="auto")
-        except Exception:
+        except BaseException:
             with contextlib.suppress(Exception):
                 conn.disconnect()
             raise
@@ -250,30 +295,26 @@ class PushSubscription:
         self.received += 1
         try:
             event = parse(headers, body)
-        except PushMessageError as exc:
+        except Exception as exc:  # PushMessageError, or anything a hostile body causes
             self.dropped += 1
-            log.warning("dropped a pushed message (%s): %s", headers.get("topic", "?")[:200], exc)
+            reason = exc if isinstance(exc, PushMessageError) else type(exc).__name__
+            log.warning(
+                "dropped a pushed message (%s): %s", headers.get("topic", "?")[:200], reason
+            )
             return
         if event is None:
             return  # another message type on the same subscription: not ours to read
         try:
             await self.on_event(event)
         except Exception:
-            log.exception("handling a pushed message failed; polling will catch it")
+            log.exception("handling a pushed message failed; the next poll will catch it")
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.to_thread(conn.disconnect), 5)
-
-
-def _refusal_in(queue: asyncio.Queue[tuple[str, Any, Any]]) -> str | None:
-    while not queue.empty():
-        kind, message, _ = queue.get_nowait()
-        if kind == "error":
-            return str(message)[:300]
-    return None
+                loop = asyncio.get_running_loop()
+                await asyncio.wait_for(loop.run_in_executor(self._executor, conn.disconnect), 5)
 
 
 class _Bridge:
@@ -282,6 +323,20 @@ class _Bridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
         self.loop = loop
         self.queue = queue
+        # Read by the connecting thread (CONNECT's answer), not through the loop: a
+        # refusal is known for sure before the connect call returns.
+        self.answered = threading.Event()
+        self.connected = False
+        self.refusal: str | None = None
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self.answered.set()
+
+    def on_connected(self, frame: Any) -> None:
+        self.connected = True
+        self.answered.set()
 
     def _put(self, item: tuple[str, Any, Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to tell
@@ -291,9 +346,14 @@ class _Bridge:
         self._put(("message", dict(frame.headers), frame.body))
 
     def on_error(self, frame: Any) -> None:
-        self._put(("error", frame.headers.get("message") or frame.body or "", None))
+        message = str(frame.headers.get("message") or frame.body or "")[:300]
+        if not self.connected:
+            self.refusal = message
+            self.answered.set()
+        self._put(("error", message, None))
 
     def on_disconnected(self) -> None:
+        self.answered.set()
         self._put(("down", "the connection closed", None))
 
     def on_heartbeat_timeout(self) -> None:

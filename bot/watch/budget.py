@@ -57,12 +57,16 @@ class Budget:
         stretched by WATCH_SAFETY_POLL_SECONDS / WATCH_POLL_SECONDS (15 by default), so
         idle watchers spend a fifteenth of what polling alone would, however many jobs
         are watched (at 1,000 jobs a lost message is caught within about an hour)."""
-        calls = self.polled_jobs + len(TASK_STATUSES) * self.alerted_jobs
-        spread = calls / (self.settings.budget_per_second * 0.8)
-        polling = max(self.settings.poll_seconds, spread)
+        polling = self.polling_interval()
         if self.live():
             return polling * max(self.settings.safety_poll_seconds / self.settings.poll_seconds, 1)
         return polling
+
+    def polling_interval(self) -> float:
+        """The interval without push: WATCH_POLL_SECONDS, stretched to fit the share."""
+        calls = self.polled_jobs + len(TASK_STATUSES) * self.alerted_jobs
+        spread = calls / (self.settings.budget_per_second * 0.8)
+        return max(self.settings.poll_seconds, spread)
 
     def lease(self) -> float:
         """How long a claimed poll stays claimed. A poll records its real next time when
@@ -71,8 +75,10 @@ class Budget:
         return min(max(2 * self.settings.poll_seconds, 5.0), 120.0)
 
     def backoff(self, errors: int) -> float:
-        """Exponential, with jitter, never below the normal interval's cap."""
-        interval = self.interval()
+        """Exponential, with jitter, never below the normal interval's cap. From the
+        polling interval even while push is live: a poll that failed may be the one a
+        pushed message asked for."""
+        interval = self.polling_interval()
         cap = max(self.settings.max_backoff_seconds, interval)
         return min(interval * 2 ** max(errors - 1, 0), cap) * self._rng.uniform(0.9, 1.1)
 

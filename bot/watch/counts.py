@@ -31,10 +31,13 @@ class PollCounts:
         self.instance_id = instance_id
         self._clock = clock
         self._task: asyncio.Task[TaskCounts] | None = None
+        self.slow = False  # a final reply already went out without them this poll
 
-    async def __call__(self) -> TaskCounts:
+    async def __call__(self, priority: Priority = Priority.SUMMARY) -> TaskCounts:
+        """The counts; the first caller's priority reads them (an alert's goes with the
+        polls, a summary's behind them)."""
         if self._task is None:
-            self._task = asyncio.ensure_future(self._read())
+            self._task = asyncio.ensure_future(self._read(priority))
         return await self._task
 
     def peek(self) -> TaskCounts | None:
@@ -43,9 +46,9 @@ class PollCounts:
             return None
         return self._task.result()
 
-    async def _read(self) -> TaskCounts:
+    async def _read(self, priority: Priority) -> TaskCounts:
         counts = await self.service.count_tasks(
-            self.job_id, self.instance_id, fresh=True, priority=Priority.SUMMARY
+            self.job_id, self.instance_id, fresh=True, priority=priority
         )
         await self.store.record_counts(
             self.job_id, self.instance_id, json.dumps(counts.counts), self._clock()

@@ -17,6 +17,7 @@ from ..card_counts import Counts
 from ..db import ACTIVE, PAUSED, Store, Watch, WatchChange
 from ..iot.errors import IotError
 from ..iot.models import FINISHED_STATUSES, JobResult, OtaJob, TaskCounts
+from ..iot.quota import Priority
 from ..iot.service import OtaService
 from ..job_ref import JobRef
 from ..render import Message, Renderer, job_card
@@ -83,14 +84,15 @@ class Lifecycle:
         # (no API call needed) cannot grow this without end.
         self.locks: weakref.WeakValueDictionary[tuple[str, str | None], asyncio.Lock]
         self.locks = weakref.WeakValueDictionary()
-        # Final replies' summaries being read and edited in, outside the polls.
-        self._summaries: set[asyncio.Task[None]] = set()
+        # Final replies' summaries being read and edited in, outside the polls, by
+        # (watch ID, transition key): a later poll leaves these to their task.
+        self._summaries: dict[tuple[int, str], asyncio.Task[None]] = {}
 
     async def aclose(self) -> None:
         """Stop filling in summaries (a later poll, or the next start, finishes them)."""
-        for task in list(self._summaries):
+        for task in list(self._summaries.values()):
             task.cancel()
-        await asyncio.gather(*self._summaries, return_exceptions=True)
+        await asyncio.gather(*self._summaries.values(), return_exceptions=True)
 
     async def watch(
         self,
@@ -254,7 +256,7 @@ class Lifecycle:
         if rule is None:
             return
         try:
-            task_counts = await counts()
+            task_counts = await counts(Priority.BACKGROUND)
         except IotError as exc:  # no counts this time: judge at the next poll
             log.warning("counts for the alert on watch %d: %s", watch.id, exc)
             return
@@ -310,9 +312,10 @@ class Lifecycle:
             told_status=transition.to_status,
         )
         if summary_due:
+            key = (watch.id, transition.key)
             task = asyncio.create_task(self._summary_later(watch, result, transition, ts, counts))
-            self._summaries.add(task)
-            task.add_done_callback(self._summaries.discard)
+            self._summaries[key] = task
+            task.add_done_callback(lambda _: self._summaries.pop(key, None))
 
     async def _summary_later(
         self, watch: Watch, result: JobResult, transition: Transition, ts: str, counts: PollCounts
@@ -321,18 +324,19 @@ class Lifecycle:
         Slack saying "later" (chat.update is Tier 3: 50 a minute) is retried a few times
         here, then left to the watch's next poll (a finished batch's comes within
         WATCH_POLL_SECONDS: Budget.next_poll)."""
-        for attempt in range(SUMMARY_TRIES):
-            if attempt:
-                await asyncio.sleep(SUMMARY_RETRY_SECONDS * attempt)
-            summary = await self._read_summary(counts)
-            try:
+        try:
+            for attempt in range(SUMMARY_TRIES):
+                if attempt:
+                    await asyncio.sleep(SUMMARY_RETRY_SECONDS * attempt)
+                summary = await self._read_summary(counts)
                 async with self.lock(watch.job_id, watch.instance_id):
                     if await self._fill_summary(watch, result, transition, ts, summary):
                         await self._end_if_told(watch.id)
                         return
-            except (ChannelUnavailable, SlackApiError) as exc:
-                log.warning("summary for watch %d not edited in: %s", watch.id, exc)
-                return
+        except (ChannelUnavailable, SlackApiError) as exc:
+            log.warning("summary for watch %d not edited in: %s", watch.id, exc)
+        except Exception:  # a later poll tries again; say why this one gave up
+            log.exception("filling in the summary for watch %d failed", watch.id)
 
     async def _end_if_told(self, watch_id: int) -> None:
         """End a finished watch once its card and every final reply say so."""
@@ -355,10 +359,14 @@ class Lifecycle:
         """The device counts if they come within SUMMARY_WAIT_SECONDS (the usual case:
         the reply then carries them, and costs no edit, chat.update being Tier 3); None
         when the quota is busy, and the reply goes out without them."""
+        if counts.slow:  # another channel's reply of this poll already waited
+            return None
         reading = asyncio.ensure_future(counts())
+        reading.add_done_callback(_retrieve)  # its error, if any, is the summary's to show
         try:
             return await asyncio.wait_for(asyncio.shield(reading), SUMMARY_WAIT_SECONDS)
         except (TimeoutError, IotError):
+            counts.slow = True
             return None
 
     async def _fill_summary(
@@ -387,15 +395,15 @@ class Lifecycle:
         not edit at an earlier poll, or that a crash interrupted)."""
         done = True
         for key in await self.store.pending_posts(watch.id, "summary"):
-            if key in tried:
-                done = False
+            if key in tried or (watch.id, key) in self._summaries:
+                done = False  # being filled in by this poll's task, or an earlier one's
                 continue
-            reply = await self.store.begin_post(watch.id, "transition", key, self._clock())
-            if reply.state != "posted" or not reply.ts:
+            reply_ts = await self.store.posted_ts(watch.id, "transition", key)
+            if not reply_ts:
                 continue  # the reply itself was never posted: nothing to fill in
             transition = from_key(key, result.job)
             summary = await self._read_summary(counts)
-            done = await self._fill_summary(watch, result, transition, reply.ts, summary) and done
+            done = await self._fill_summary(watch, result, transition, reply_ts, summary) and done
         return done
 
     def _transition(
@@ -485,3 +493,9 @@ class Lifecycle:
         message = self.renderer.render("watch_paused", watch=watch, error=error, demo=self.demo)
         if await self.poster.direct_message(watch.created_by, message):
             await self.store.finish_post(entry.id, "dm", self._clock(), watch_id=watch.id)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a background read's error as seen (whoever awaits it handles it)."""
+    if not future.cancelled():
+        future.exception()

@@ -27,6 +27,9 @@ from ..iot.push_messages import JobStatusEvent, PushEvent
 log = logging.getLogger("otajob.watch")
 
 DEVICE_DEBOUNCE_SECONDS = 5.0
+# And at most one such poll (with its seven count calls) per job this often: a rollout's
+# thousands of results cost six polls a minute, the first within seconds of the first.
+DEVICE_GAP_SECONDS = 10.0
 # A pushed batch is due "this long ago": due polls are taken oldest first, so it goes
 # ahead of every timed poll, even of a backlog (1,000 batches polled after a reconnect).
 FIRST_IN_LINE_SECONDS = 86_400.0
@@ -50,6 +53,7 @@ class Live:
         self._clock = clock
         self.state = "off"  # the subscription's: off, connecting, live, down, refused
         self.device_debounce = DEVICE_DEBOUNCE_SECONDS
+        self.device_gap = DEVICE_GAP_SECONDS
         self._seen: LRUCache[str, bool] = LRUCache(maxsize=SEEN_MESSAGES)
         self._tasks: set[asyncio.Task[int]] = set()
         self.events = 0  # pushed events handled (not duplicates), for /healthz
@@ -60,18 +64,27 @@ class Live:
     async def on_event(self, event: PushEvent) -> None:
         if event.message_id in self._seen:
             return
-        self._seen[event.message_id] = True
-        self.events += 1
         now = self._clock()
         if isinstance(event, JobStatusEvent):
             moved = await self.store.poll_soon(event.job_id, now - FIRST_IN_LINE_SECONDS)
             self._pushed(event.job_id)
         else:
             moved = await self.store.poll_soon(
-                event.job_id, now + self.device_debounce, alerted_only=True
+                event.job_id,
+                now + self.device_debounce,
+                alerted_only=True,
+                not_before_last_poll=self.device_gap,
             )
+        # Seen only once handled: a message whose handling failed may come again.
+        self._seen[event.message_id] = True
+        self.events += 1
         if moved:
             self._wake.set()
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def on_state(self, state: str) -> None:
         before, self.state = self.state, state

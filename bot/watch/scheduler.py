@@ -42,6 +42,7 @@ class Scheduler:
         # Jobs a pushed message named while their poll was under way: that poll may have
         # read the batch before the change, so it is polled once more when it ends.
         self._again: set[str] = set()
+        self._again_tasks: set[asyncio.Task[int]] = set()
         self._stopping = asyncio.Event()
         self._wake = wake
         self._task: asyncio.Task[None] | None = None
@@ -114,7 +115,14 @@ class Scheduler:
             self._again.discard(key[0])
             again_at = self._clock() - FIRST_IN_LINE_SECONDS
             task = asyncio.create_task(self.store.poll_soon(key[0], again_at))
-            task.add_done_callback(lambda _: self._wake.set())
+            self._again_tasks.add(task)
+            task.add_done_callback(self._again_done)
+        self._wake.set()
+
+    def _again_done(self, task: asyncio.Task[int]) -> None:
+        self._again_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("scheduling a pushed batch's poll again failed", exc_info=task.exception())
         self._wake.set()
 
     def pushed(self, job_id: str) -> None:
