@@ -82,6 +82,10 @@ class SlidingWindowLimiter:
             return sum(1 for s in self._slots if s.priority >= Priority.BACKGROUND)
         return sum(1 for s in self._slots if s.priority == priority)
 
+    def waiting(self) -> int:
+        """Calls waiting for a place now: the quota is busy."""
+        return sum(1 for *_, future in self._waiters if not future.done())
+
     def _may_go(self, priority: Priority) -> bool:
         if self.in_window() >= self.limit:
             return False

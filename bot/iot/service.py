@@ -60,6 +60,8 @@ class CoalescingCache(Generic[T]):
         task = self._inflight.get(flight)
         if task is None:
             task = asyncio.ensure_future(self._load(key, flight, load))
+            # Its error reaches whoever awaits it; if they all went away, it is not news.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._inflight[flight] = task
         # One impatient caller going away must not cancel the call the others wait for.
         return await asyncio.shield(task)

@@ -242,6 +242,10 @@ class Transport:
         self._now = now
         self._nonce = nonce
 
+    def quota_busy(self) -> bool:
+        """Calls are waiting for the account's quota (work queued behind work)."""
+        return self._limiter.waiting() > 0
+
     async def call(
         self,
         action: str,

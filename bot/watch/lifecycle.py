@@ -358,9 +358,10 @@ class Lifecycle:
     async def _counts_soon(self, counts: PollCounts) -> TaskCounts | None:
         """The device counts if they come within SUMMARY_WAIT_SECONDS (the usual case:
         the reply then carries them, and costs no edit, chat.update being Tier 3); None
-        when the quota is busy, and the reply goes out without them."""
-        if counts.slow:  # another channel's reply of this poll already waited
-            return None
+        at once when calls already wait for the quota (several batches finishing
+        together), or after that wait: the reply then goes out without them."""
+        if counts.slow or self.service.client.quota_busy():
+            return None  # waiting would only delay the reply: the summary comes by edit
         reading = asyncio.ensure_future(counts())
         reading.add_done_callback(_retrieve)  # its error, if any, is the summary's to show
         try:

@@ -39,6 +39,7 @@ class Scheduler:
         self.settings = settings
         self._clock = clock
         self._inflight: dict[tuple[str, str | None], asyncio.Task[None]] = {}
+        self._reading: set[tuple[str, str | None]] = set()  # in flight, before the answer
         # Jobs a pushed message named while their poll was under way: that poll may have
         # read the batch before the change, so it is polled once more when it ends.
         self._again: set[str] = set()
@@ -82,9 +83,12 @@ class Scheduler:
                 await asyncio.wait_for(self._wake.wait(), delay)
 
     def _room(self) -> int:
-        """Polls that may start now: at most two seconds' worth in flight, so a backlog
-        (after a restart, say) drains in order instead of piling up in the limiter."""
-        return max(1, int(self.settings.budget_per_second * 2)) - len(self._inflight)
+        """Polls that may start now: at most two seconds' worth reading the batch, so a
+        backlog (after a restart, say) drains in order instead of piling up in the
+        limiter. A poll that has read its batch and waits on Slack (a rate-limited card
+        edit, chat.update being Tier 3) no longer counts: it must not hold back the next
+        batch's poll, a pushed completion's say."""
+        return max(1, int(self.settings.budget_per_second * 2)) - len(self._reading)
 
     def _has_room(self) -> bool:
         return self._room() > 0
@@ -105,12 +109,14 @@ class Scheduler:
                 continue
             task = asyncio.create_task(self._poll(poll.job_id, poll.instance_id, poll.errors))
             self._inflight[key] = task
+            self._reading.add(key)
             task.add_done_callback(lambda _, key=key: self._poll_done(key))
             started.append(task)
         return started
 
     def _poll_done(self, key: tuple[str, str | None]) -> None:
         self._inflight.pop(key, None)
+        self._reading.discard(key)
         if key[0] in self._again:
             self._again.discard(key[0])
             again_at = self._clock() - FIRST_IN_LINE_SECONDS
@@ -146,12 +152,21 @@ class Scheduler:
                 job_id, instance_id, fresh=True, priority=Priority.BACKGROUND
             )
         except IotError as exc:
+            self._read(job_id, instance_id)
             async with self.lifecycle.lock(job_id, instance_id):
                 await self._poll_failed(job_id, instance_id, errors, exc)
             return
+        self._read(job_id, instance_id)
         async with self.lifecycle.lock(job_id, instance_id):
             await self.lifecycle.advance(job_id, instance_id, result)
             await self.budget.record(job_id, instance_id, result)
+
+    def _read(self, job_id: str, instance_id: str | None) -> None:
+        """The batch is read: room for the next poll (this one may still post)."""
+        key = (job_id, instance_id)
+        if key in self._reading:
+            self._reading.discard(key)
+            self._wake.set()
 
     async def _poll_failed(
         self, job_id: str, instance_id: str | None, errors: int, exc: IotError
