@@ -7,9 +7,10 @@
 4. Job card render throughput, for the spec's example job and for hostile long strings.
 5. Peak RSS.
 
-Then bench/watchers.py: 1,000 watches polled under the quota share (its own table), and
+Then bench/watchers.py: 1,000 watches polled under the quota share (its own table),
 bench/triage.py: device counts of a 100,000-device batch, 10,000 failed devices, the CSV,
-and bench/membership.py: `watches all` and the Home tab with 2,000 watched channels.
+bench/membership.py: `watches all` and the Home tab with 2,000 watched channels, and
+bench/push.py: live updates vs polling with 1,000 watched batches.
 
 Not a test: it asserts nothing about timing, but says clearly which target it missed.
 """
@@ -45,6 +46,7 @@ from bench.harness import (
     stack,
 )
 from bench.membership import main as membership
+from bench.push import print_push
 from bench.triage import main as triage
 from bench.watchers import print_watchers
 from bot.emulator import fixtures
@@ -345,6 +347,8 @@ def main() -> None:
     asyncio.run(triage())
     print()
     membership()
+    print()
+    print_push()
 
 
 if __name__ == "__main__":
