@@ -17,6 +17,8 @@ from bot.emulator.fixtures import DEFAULT_FAILURE_REASONS
 from bot.emulator.state import utc_text
 from bot.iot.models import JOB_STATUSES
 
+from .json_api import json_body, refusal, refused
+
 # Devices that have not finished: what "fail N devices" takes first.
 UNFINISHED = ("IN_PROGRESS", "NOTIFIED", "QUEUED", "CONFIRM")
 MAX_DEVICES = 10_000  # one click moves at most this many
@@ -56,24 +58,24 @@ class EmulatorPanel:
         )
 
     async def _set_status(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         job_id, status = self._job_id(body), body.get("status")
         if status not in JOB_STATUSES:
-            return _refused(f"status: one of {', '.join(JOB_STATUSES)}")
+            return refused(f"status: one of {', '.join(JOB_STATUSES)}")
         self.emulator.set_status(job_id, status)
         return web.json_response({"ok": True, "JobStatus": status})
 
     async def _fail(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         job_id, count = self._job_id(body), _count(body)
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip():
-            return _refused("reason: say why the devices failed (it becomes their TaskDesc)")
+            return refused("reason: say why the devices failed (it becomes their TaskDesc)")
         moved = self._move(job_id, count, "FAILED", reason.strip()[:500])
         return web.json_response({"ok": True, "moved": moved})
 
     async def _succeed(self, request: web.Request) -> web.Response:
-        body = await _body(request)
+        body = await json_body(request)
         moved = self._move(self._job_id(body), _count(body), "SUCCEEDED", None)
         return web.json_response({"ok": True, "moved": moved})
 
@@ -95,32 +97,12 @@ class EmulatorPanel:
     def _job_id(self, body: dict[str, Any]) -> str:
         job_id = body.get("job_id")
         if not isinstance(job_id, str) or job_id not in self.emulator.jobs:
-            raise _refusal("job_id: pick one of the emulator's batches")
+            raise refusal("job_id: pick one of the emulator's batches")
         return job_id
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise _refusal("expected a JSON object")
-    return body
 
 
 def _count(body: dict[str, Any]) -> int:
     count = body.get("count")
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_DEVICES:
-        raise _refusal(f"count: a whole number of devices from 1 to {MAX_DEVICES}")
+        raise refusal(f"count: a whole number of devices from 1 to {MAX_DEVICES}")
     return count
-
-
-def _refused(error: str) -> web.Response:
-    return web.json_response({"ok": False, "error": error}, status=400)
-
-
-def _refusal(error: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(
-        text=f'{{"ok": false, "error": "{error}"}}', content_type="application/json"
-    )

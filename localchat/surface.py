@@ -37,6 +37,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from fakes import FakeSlack, Inbound, ResponseTarget, as_http
 
 from .emulator_panel import EmulatorPanel
+from .json_api import json_body, refused
 from .workspace import ME, channel_list, conversation_of
 
 log = logging.getLogger("otajob.local")
@@ -203,12 +204,12 @@ class LocalSurface:
 
     # ---- what the person does ------------------------------------------------------------
     async def _say(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         channel = _text(body, "channel")
         text = _text(body, "text").strip()
         thread_ts = body.get("thread_ts") or None
         if not channel or not text:
-            return _refused("Type a message first.")
+            return refused("Type a message first.")
         if text.startswith("/"):
             return await self._command(channel, text)
         event = self.slack.mention_event(text, channel_id=channel, thread_ts=thread_ts)
@@ -253,13 +254,13 @@ class LocalSurface:
         return web.json_response({"ok": True})
 
     async def _click(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         where = _text(body, "where")
         if where not in ("message", "ephemeral", "home", "modal"):
-            return _refused("where: message, ephemeral, home or modal")
+            return refused("where: message, ephemeral, home or modal")
         action_id = _text(body, "action_id")
         if not action_id:
-            return _refused("a click needs the button's action_id")
+            return refused("a click needs the button's action_id")
         args: dict[str, Any] = {
             "where": where,
             "block_id": _text(body, "block_id") or "actions",
@@ -278,10 +279,10 @@ class LocalSurface:
         return web.json_response({"ok": True})
 
     async def _submit(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         view_id = _text(body, "view_id")
         if view_id not in self.fake.views:
-            return _refused("That dialog is no longer open.")
+            return refused("That dialog is no longer open.")
         values = body.get("values") if isinstance(body.get("values"), dict) else {}
         status, answer = await self._send(self.slack.submit(view_id=view_id, values=values))
         if status != 200:
@@ -312,7 +313,7 @@ class LocalSurface:
             self.fake.close_view(view_id)
 
     async def _close(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         view_id = _text(body, "view_id")
         self._modal_errors.pop(view_id, None)
         self.fake.close_view(view_id)
@@ -351,23 +352,9 @@ async def _secure(_: web.Request, response: web.StreamResponse) -> None:
         response.headers.setdefault(name, value)
 
 
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="expected a JSON object") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="expected a JSON object")
-    return body
-
-
 def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     return value if isinstance(value, str) else ""
-
-
-def _refused(error: str) -> web.Response:
-    return web.json_response({"ok": False, "error": error}, status=400)
 
 
 def _dumps(data: Any) -> str:

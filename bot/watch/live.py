@@ -41,13 +41,13 @@ class Live:
         self,
         store: Store,
         *,
-        poll_seconds: Callable[[], float],
+        polling_interval: Callable[[], float],
         pushed: Callable[[str], None],
         wake: asyncio.Event,
         clock: Callable[[], float],
     ) -> None:
         self.store = store
-        self._poll_seconds = poll_seconds
+        self._polling_interval = polling_interval  # without push (Budget's)
         self._pushed = pushed  # tells the scheduler: poll this job again if it is polling
         self._wake = wake
         self._clock = clock
@@ -88,15 +88,17 @@ class Live:
 
     def on_state(self, state: str) -> None:
         before, self.state = self.state, state
-        now = self._clock()
         if state == "off":
             return  # stopping with the app: nothing left to reschedule
         if state == "live":
-            self._later(self.store.poll_all_by(now))  # what was sent while away may be lost
+            self.pull_in(0)  # what was sent while away may be lost
         elif before == "live":
-            self._later(self.store.poll_all_by(now + self._poll_seconds()))
+            self.pull_in(self._polling_interval())
 
-    def _later(self, work) -> None:
+    def pull_in(self, within: float) -> None:
+        """Every wanted poll due within ``within`` seconds at the latest (in the
+        background: called from the subscription's state changes and at start)."""
+        work = self.store.poll_all_by(self._clock() + within)
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)

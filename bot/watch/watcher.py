@@ -46,7 +46,6 @@ class Watcher:
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
-        self._clock = clock
         self.service = service
         self.renderer = renderer
         self.poster = poster
@@ -70,7 +69,7 @@ class Watcher:
         scheduler = Scheduler(store, service, lifecycle, budget, settings, self._wake, clock=clock)
         self.live = Live(
             store,
-            poll_seconds=lambda: budget.settings.poll_seconds,
+            polling_interval=budget.polling_interval,
             pushed=scheduler.pushed,
             wake=self._wake,
             clock=clock,
@@ -97,7 +96,7 @@ class Watcher:
         """Start polling. Polls a live subscription stretched in an earlier run are due
         within the polling interval again: push is not live yet, and may never be."""
         self._scheduler.start()
-        self.live._later(self.store.poll_all_by(self._clock() + self._budget.polling_interval()))
+        self.live.pull_in(self._budget.polling_interval())
 
     async def stop(self) -> None:
         """Stop polling (polls under way finish), then the summaries being filled in."""
