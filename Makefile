@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # they are one xdist group (--dist loadgroup), run by one process in turn.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint demo emulator bench clean
+.PHONY: run test lint demo emulator bench messages clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# After changing a template's words: extract them into locales/messages.pot and add the
+# new ones to every locales/<language>.po, to be translated (the tests list what is not).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F locales/babel.cfg -k _n_ --no-location --sort-output \
+		--omit-header -o locales/messages.pot .
+	for po in locales/*.po; do \
+		lang=$$(basename $$po .po); \
+		$(BIN)/pybabel update -i locales/messages.pot -o $$po -l $$lang \
+			--no-fuzzy-matching --ignore-obsolete --width 100; \
+	done
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -205,7 +205,7 @@ def hostile_job() -> dict[str, Any]:
     )
 
 
-def render_rate(data: dict[str, Any]) -> dict[str, Any]:
+def render_rate(data: dict[str, Any], lang: str = "en") -> dict[str, Any]:
     """Renderer().render("job", ...) with the context bot/slack/replies.py passes."""
     renderer = Renderer()
     job_id = data["JobId"]
@@ -220,12 +220,12 @@ def render_rate(data: dict[str, Any]) -> dict[str, Any]:
         "buttons": ("refresh", "share"),
         "button_value": JobRef(job_id).to_value(),
     }
-    renderer.render("job", **context)  # compile the template outside the timing
+    renderer.render("job", lang=lang, **context)  # compile the template outside the timing
     count = 0
     started = time.perf_counter()
     deadline = started + RENDER_SECONDS
     while count < RENDER_MAX and time.perf_counter() < deadline:
-        renderer.render("job", **context)
+        renderer.render("job", lang=lang, **context)
         count += 1
     elapsed = time.perf_counter() - started
     return {"per_second": count / elapsed, "mean_ms": elapsed / count * 1000, "renders": count}
@@ -252,7 +252,7 @@ async def measure_all() -> dict[str, dict[str, Any]]:
 
 def build_table(r: dict[str, dict[str, Any]]) -> Table:
     ack, naive, distinct = r["ack"], r["naive"], r["distinct"]
-    spec, hostile = r["render_spec"], r["render_hostile"]
+    spec, hostile, spec_ja = r["render_spec"], r["render_hostile"], r["render_spec_ja"]
     t = Table()
     n, lat = CONCURRENT, f"{API_LATENCY:g} s"
     t.add(f"Ack p50, {n} concurrent `/otajob` (API {lat})", ms(ack["p50"]))
@@ -315,6 +315,7 @@ def build_table(r: dict[str, dict[str, Any]]) -> Table:
     )
     for label, rate in (
         ("spec example job", spec),
+        ("spec example job, in Japanese", spec_ja),
         ("hostile job (5,000-char desc, 40 tags)", hostile),
     ):
         t.add(
@@ -331,6 +332,9 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     results: dict[str, Any] = asyncio.run(measure_all())
     results["render_spec"] = render_rate(fixtures.default_jobs()[fixtures.EXAMPLE_JOB_ID])
+    results["render_spec_ja"] = render_rate(
+        fixtures.default_jobs()[fixtures.EXAMPLE_JOB_ID], lang="ja"
+    )
     results["render_hostile"] = render_rate(hostile_job())
     results["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB
     table = build_table(results)

@@ -15,6 +15,8 @@ from dotenv import load_dotenv
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .languages import language_of_locale, language_word
+
 
 class ConfigError(Exception):
     """The environment does not describe a runnable app; the message says what to set."""
@@ -65,6 +67,10 @@ class Settings(IotSettings):
     watch_qps_share: float = Field(default=0.5, gt=0, le=1)
     watch_max_days: float = Field(default=14.0, gt=0)
 
+    # The language of posts in channels that chose none (`/otajob language`), and of
+    # replies to people whose Slack language otajob does not speak: en, ja or zh.
+    otajob_language: str = "en"
+
     # Triage: how many failed devices one listing reads at most (100 per call).
     otajob_failed_max: int = Field(default=20000, ge=100, le=100000)
 
@@ -90,6 +96,14 @@ class Settings(IotSettings):
                 f"{', '.join(bad)[:200]} not understood; {LIST_HINTS[info.field_name]}"
             )
         return value
+
+    @field_validator("otajob_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        language = language_word(value) or language_of_locale(value)
+        if language is None:
+            raise ValueError(f"{value[:40]!r} not understood; expected en, ja or zh")
+        return language
 
     @property
     def actions(self) -> frozenset[str]:

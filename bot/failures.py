@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -13,6 +14,8 @@ from .iot.models import OtaTask
 # buttons stay under Slack's message size limit.
 PAGE_SIZE = 10
 TOP_REASONS = 8
+# The API's field names, one per column; the header row shows them in the reader's
+# language (templates/csv_header.txt.j2, in this order).
 CSV_COLUMNS = (
     "DeviceName",
     "ProductKey",
@@ -57,11 +60,14 @@ def _cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def to_csv(tasks: list[OtaTask]) -> bytes:
-    """UTF-8 with a byte-order mark, so spreadsheet apps read non-ASCII reasons right."""
+def to_csv(tasks: list[OtaTask], header: Sequence[str] = CSV_COLUMNS) -> bytes:
+    """UTF-8 with a byte-order mark, so spreadsheet apps read non-ASCII reasons right.
+    ``header``: the column names, one for each of CSV_COLUMNS."""
+    if len(header) != len(CSV_COLUMNS):
+        raise ValueError(f"{len(header)} column names for {len(CSV_COLUMNS)} columns")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(_cell(name) for name in header)
     for task in sorted(tasks, key=lambda t: (t.device_name or "", t.task_id or "")):
         modified = task.utc_modified
         writer.writerow(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,94 +24,61 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
-from slack_sdk.errors import SlackObjectFormationError
-from slack_sdk.models.blocks import Block
+
+from .blockkit import (
+    MAX_FALLBACK,
+    MAX_VIEW_BLOCKS,
+    MAX_VIEW_JSON,
+    RenderError,
+    validate_blocks,
+)
+from .languages import ENGLISH, Catalogues
+from .mrkdwn import (
+    PlainText,
+    SlackText,
+    Speaker,
+    Words,
+    as_text,
+    bold,
+    code,
+    cut,
+    cut_escaped,
+    plain,
+    safe_join,
+    slack_escape,
+)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-ELLIPSIS = "…"
-
-MAX_BLOCKS = 50
-MAX_FIELD = 2000
-MAX_FIELDS = 10
-MAX_HEADER = 150
-MAX_TEXT = 3000
-MAX_FALLBACK = 3000
-# Slack rejects large messages with msg_blocks_too_long; reported near 13k characters.
-MAX_BLOCKS_JSON = 12000
-MAX_VIEW_BLOCKS = 100  # a Home tab or a modal
-MAX_VIEW_JSON = 100_000
-
-
-class RenderError(ValueError):
-    """A template produced something Slack would reject."""
-
-
-class SlackText(str):
-    """Text already safe for mrkdwn: escaped data, or markup a helper built on purpose."""
-
-
-class PlainText(str):
-    """Text for a plain_text object or a button value: Slack shows it as is."""
-
-
-def slack_escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _cut_escaped(escaped: str, limit: int) -> str:
-    """Cut already-escaped text to ``limit`` characters without splitting an entity."""
-    if len(escaped) <= limit:
-        return escaped
-    head = escaped[: max(limit - 1, 0)]
-    amp = head.rfind("&", max(len(head) - 4, 0))
-    if amp != -1 and ";" not in head[amp:]:
-        head = head[:amp]
-    return head + ELLIPSIS
-
-
-def cut(value: Any, limit: int) -> SlackText:
-    """Escape, then cut to ``limit`` characters as Slack counts them, with an ellipsis."""
-    text = value if isinstance(value, SlackText) else slack_escape(_as_text(value))
-    return SlackText(_cut_escaped(text, limit))
-
-
-def plain(value: Any, limit: int | None = None) -> PlainText:
-    text = _as_text(value)
-    if limit is not None and len(text) > limit:
-        text = text[: limit - 1] + ELLIPSIS
-    return PlainText(text)
-
-
-# C0 control characters other than tab and newline: they show as nothing useful and
-# JSON-encode to six characters each, which could push a message past Slack's size limit.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return _CONTROL.sub("", value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return str(value)
 
 
 def _from_epoch(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def duration(value: timedelta | float | None) -> str:
-    """``3 h 12 min``: the two largest units, which is what a person reads at a glance."""
+def _n_(message: str) -> str:
+    """Marks a message for the catalogues (``make messages``); it is translated where used."""
+    return message
+
+
+# Units for durations, as a person reads them at a glance: the two largest.
+_UNITS = (
+    (_n_("%(n)s d"), 86400),
+    (_n_("%(n)s h"), 3600),
+    (_n_("%(n)s min"), 60),
+    (_n_("%(n)s s"), 1),
+)
+NOT_APPLICABLE = _n_("n/a")
+
+
+def duration(value: timedelta | float | None, gettext: Callable[[str], str] = _n_) -> str:
+    """``3 h 12 min`` (``3 時間 12 分`` in Japanese): the two largest units."""
     if value is None:
         return ""
     seconds = int(value.total_seconds() if isinstance(value, timedelta) else value)
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            parts.append(f"{seconds // size} {unit}")
+    for unit, size in _UNITS:
+        if seconds >= size or (size == 1 and not parts):
+            parts.append(gettext(unit) % {"n": seconds // size})
             seconds %= size
     return " ".join(parts[:2])
 
@@ -146,19 +114,9 @@ def number(value: Any) -> str:
     return f"{int(value or 0):,}"
 
 
-def percent(fraction: float | None) -> str:
+def percent(fraction: float | None, gettext: Callable[[str], str] = _n_) -> str:
     """``0.0912`` -> ``9.1%``; None (nothing to divide by) -> ``n/a``."""
-    return "n/a" if fraction is None else f"{fraction * 100:.1f}%"
-
-
-def safe_join(parts: Any, sep: str = "") -> SlackText:
-    """Join text for mrkdwn: data parts are escaped, SlackText parts (``cut`` output, date
-    tokens, mentions) kept. Jinja's ``~`` and ``join`` would lose which is which."""
-    return SlackText(
-        slack_escape(sep).join(
-            p if isinstance(p, SlackText) else slack_escape(_as_text(p)) for p in parts
-        )
-    )
+    return gettext(NOT_APPLICABLE) if fraction is None else f"{fraction * 100:.1f}%"
 
 
 def _compact_json(value: Any) -> str:
@@ -171,15 +129,19 @@ def slack_date(moment: datetime | None, style: str = "{date_short_pretty} {time}
     if moment is None:
         return SlackText("")
     unix = int(moment.timestamp())
-    fallback = slack_escape(_as_text(moment))
+    fallback = slack_escape(as_text(moment))
     return SlackText(f"<!date^{unix}^{style}|{fallback}>")
 
 
 def _finalize(value: Any) -> Markup:
     if isinstance(value, Markup):  # a macro's output: JSON the template itself wrote
         return value
-    safe = isinstance(value, SlackText | PlainText)
-    text = str(value) if safe else slack_escape(_as_text(value))
+    if isinstance(value, Words):
+        text = value.mrkdwn
+    elif isinstance(value, SlackText | PlainText):
+        text = str(value)
+    else:
+        text = slack_escape(as_text(value))
     return Markup(json.dumps(text, ensure_ascii=False)[1:-1])
 
 
@@ -193,32 +155,6 @@ class Message:
 
     def as_json(self, **extra: Any) -> str:
         return json.dumps({**extra, **self.as_kwargs()}, ensure_ascii=False)
-
-
-def validate_blocks(
-    blocks: list[dict[str, Any]], *, max_blocks: int = MAX_BLOCKS, max_json: int = MAX_BLOCKS_JSON
-) -> None:
-    """Block Kit limits: slack_sdk's models, plus what they do not check."""
-    if len(blocks) > max_blocks:
-        raise RenderError(f"{len(blocks)} blocks; Slack allows {max_blocks}")
-    for index, (raw, block) in enumerate(zip(blocks, Block.parse_all(blocks), strict=True)):
-        if block is None:
-            raise RenderError(f"block {index}: unknown type {raw.get('type')!r}")
-        try:
-            block.to_dict()
-        except SlackObjectFormationError as exc:
-            raise RenderError(f"block {index}: {exc}") from exc
-        if raw["type"] == "header" and raw["text"].get("type") != "plain_text":
-            raise RenderError(f"block {index}: a header must be plain_text")
-        fields = raw.get("fields") or []
-        if len(fields) > MAX_FIELDS:
-            raise RenderError(f"block {index}: {len(fields)} fields; Slack allows {MAX_FIELDS}")
-        for f in fields:
-            if len(f.get("text", "")) > MAX_FIELD:
-                raise RenderError(f"block {index}: a field over {MAX_FIELD} characters")
-    size = len(json.dumps(blocks, ensure_ascii=False))
-    if size > max_json:
-        raise RenderError(f"blocks are {size} characters of JSON; keep under {max_json}")
 
 
 def _verbatim(node: Any) -> None:
@@ -237,41 +173,72 @@ def _verbatim(node: Any) -> None:
 
 
 class Renderer:
-    def __init__(self, templates: Path = TEMPLATES) -> None:
-        loader = FileSystemLoader(str(templates))
+    """Renders templates in any language of ``catalogues``: one pair of Jinja environments
+    (Block Kit and terminal text) per language, made the first time it is asked for."""
+
+    def __init__(self, templates: Path = TEMPLATES, catalogues: Catalogues | None = None) -> None:
+        self._loader = FileSystemLoader(str(templates))
+        self.catalogues = catalogues or Catalogues.load()
+        self._envs: dict[tuple[str, bool], Environment] = {}
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.catalogues.by_language)
+
+    def _env(self, lang: str, blocks: bool) -> Environment:
+        key = (lang if lang in self.catalogues.by_language else ENGLISH, blocks)
+        env = self._envs.get(key)
+        if env is None:
+            env = self._envs[key] = self._make_env(*key)
+        return env
+
+    def _make_env(self, lang: str, blocks: bool) -> Environment:
         common: dict[str, Any] = {
-            "loader": loader,
+            "loader": self._loader,
             "undefined": StrictUndefined,
             "trim_blocks": True,
             "lstrip_blocks": True,
             "keep_trailing_newline": False,
+            "extensions": ["jinja2.ext.i18n", "jinja2.ext.do"],
         }
-        # autoescape=True only so that macro output comes back as Markup (passed through
-        # as template-written JSON); finalize does all escaping and returns Markup too.
-        self._blocks_env = Environment(finalize=_finalize, autoescape=True, **common)
-        self._text_env = Environment(autoescape=False, **common)
-        for env in (self._blocks_env, self._text_env):
-            env.filters.update(
-                plain=plain,
-                text=_as_text,
-                compact=_compact_json,
-                duration=duration,
-                num=number,
-                pct=percent,
-            )
-            env.globals.update(
-                date=slack_date,
-                channel=channel_link,
-                epoch=_from_epoch,
-                mention=mention,
-                safe_join=safe_join,
-            )
-        self._blocks_env.filters["cut"] = cut
-        # In a terminal nothing is parsed as markup: cut without escaping.
-        self._text_env.filters["cut"] = plain
+        if blocks:
+            # autoescape=True only so that macro output comes back as Markup (passed
+            # through as template-written JSON); finalize does all escaping.
+            env = Environment(finalize=_finalize, autoescape=True, **common)
+        else:
+            env = Environment(autoescape=False, **common)
+        speaker = Speaker(self.catalogues.get(lang))
+        # Jinja's i18n extension with our own callables: newstyle (arguments by name),
+        # and each message comes back as Words, escaped for the place it lands in.
+        env.newstyle_gettext = True  # type: ignore[attr-defined]
+        env.filters.update(
+            plain=plain,
+            text=as_text,
+            compact=_compact_json,
+            duration=lambda value: duration(value, speaker.word),
+            num=number,
+            pct=lambda value: percent(value, speaker.word),
+            # In a terminal nothing is parsed as markup: cut without escaping.
+            cut=cut if blocks else plain,
+        )
+        env.globals.update(
+            _=speaker.gettext,
+            gettext=speaker.gettext,
+            ngettext=speaker.ngettext,
+            pgettext=speaker.pgettext,
+            lang=lang,
+            date=slack_date,
+            channel=channel_link,
+            epoch=_from_epoch,
+            mention=mention,
+            safe_join=safe_join,
+            code=code,
+            bold=bold,
+        )
+        return env
 
-    def _doc(self, name: str, context: dict[str, Any]) -> dict[str, Any]:
-        source = self._blocks_env.get_template(f"{name}.json.j2").render(**context)
+    def _doc(self, name: str, lang: str, context: dict[str, Any]) -> dict[str, Any]:
+        source = self._env(lang, True).get_template(f"{name}.json.j2").render(**context)
         try:
             doc = json.loads(source)
         except json.JSONDecodeError as exc:
@@ -279,29 +246,29 @@ class Renderer:
         _verbatim(doc)
         return doc
 
-    def view(self, name: str, **context: Any) -> dict[str, Any]:
+    def view(self, name: str, *, lang: str, **context: Any) -> dict[str, Any]:
         """Render ``templates/<name>.json.j2`` into a Home tab or modal view (100 blocks)."""
-        doc = self._doc(name, context)
+        doc = self._doc(name, lang, context)
         validate_blocks(doc.get("blocks") or [], max_blocks=MAX_VIEW_BLOCKS, max_json=MAX_VIEW_JSON)
         return doc
 
-    def render(self, name: str, **context: Any) -> Message:
-        """Render ``templates/<name>.json.j2`` into a validated message."""
-        doc = self._doc(name, context)
+    def render(self, name: str, *, lang: str, **context: Any) -> Message:
+        """Render ``templates/<name>.json.j2`` in ``lang`` into a validated message."""
+        doc = self._doc(name, lang, context)
         text = doc.get("text") or ""
         if not text.strip():
             raise RenderError(f"template {name} has no fallback text")
         blocks = doc.get("blocks") or []
         validate_blocks(blocks)
-        return Message(text=_cut_escaped(text, MAX_FALLBACK), blocks=blocks)
+        return Message(text=cut_escaped(text, MAX_FALLBACK), blocks=blocks)
 
-    def render_fitting(self, name: str, rows: list[Any], **context: Any) -> Message:
+    def render_fitting(self, name: str, rows: list[Any], *, lang: str, **context: Any) -> Message:
         """Render with as many of ``rows`` as fit Slack's limits (the template gets
         ``rows``, the ones shown, and ``more``, how many were left out), so a long list
         is cut with a word about the rest instead of refused."""
 
         def attempt(n: int) -> Message:
-            return self.render(name, rows=rows[:n], more=len(rows) - n, **context)
+            return self.render(name, lang=lang, rows=rows[:n], more=len(rows) - n, **context)
 
         try:
             return attempt(len(rows))
@@ -317,15 +284,16 @@ class Renderer:
                 too_many = middle
         return attempt(fits)
 
-    def text(self, name: str, **context: Any) -> str:
-        """Render ``templates/<name>.txt.j2`` as plain text (terminal output)."""
-        return self._text_env.get_template(f"{name}.txt.j2").render(**context)
+    def text(self, name: str, *, lang: str, **context: Any) -> str:
+        """Render ``templates/<name>.txt.j2`` in ``lang`` as plain text (terminal output)."""
+        return self._env(lang, False).get_template(f"{name}.txt.j2").render(**context)
 
 
 def job_card(
     renderer: Renderer,
     result: Any,
     *,
+    lang: str,
     ref: Any,
     instance_id: str | None,
     demo: bool,
@@ -338,6 +306,7 @@ def job_card(
     results off; ``ref`` (a JobRef) goes into the buttons."""
     return renderer.render(
         "job",
+        lang=lang,
         job=result.job,
         job_id=ref.job_id,
         request_id=result.request_id,

@@ -33,6 +33,7 @@ from .render import Renderer
 from .slack.access import Admins, Policy
 from .slack.action_record import report_interrupted_forever
 from .slack.deps import Deps
+from .slack.language import Languages
 from .slack.surfaces import register_all
 from .watch.poster import SlackPoster
 from .watch.watcher import Watcher, WatchSettings
@@ -182,6 +183,7 @@ async def build_runtime(
             budget_per_second=iot.limiter.background_limit,
         ),
         demo=iot.demo,
+        language=settings.otajob_language,
     )
     policy = Policy.from_settings(settings)
     if policy.actions and not policy.admins:
@@ -194,6 +196,7 @@ async def build_runtime(
         poster=poster,
         client=app.client,
         admins=Admins(policy, app.client),
+        languages=Languages(store, settings.otajob_language, app.client),
         demo=iot.demo,
     )
     register_all(app, deps, policy)

@@ -32,6 +32,9 @@ class Person:
     # member of another org. None: a member of the workspace that sends the request.
     team_id: str | None = None
     enterprise_id: str | None = None
+    # The language they chose in Slack's preferences, as users.info reports it with
+    # include_locale=true (an IETF tag: en-US, ja-JP, zh-CN, zh-TW, fr-FR, ...).
+    locale: str = "en-US"
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,11 @@ class Directory:
         *,
         team_id: str | None = None,
         enterprise_id: str | None = None,
+        locale: str = "en-US",
     ) -> Person:
-        """Register (or replace) a person; give `team_id` for a member of another org."""
-        person = Person(user_id, name, team_id, enterprise_id)
+        """Register (or replace) a person; give `team_id` for a member of another org,
+        `locale` for the language they use Slack in."""
+        person = Person(user_id, name, team_id, enterprise_id, locale)
         self._people[user_id] = person
         return person
 

@@ -137,6 +137,9 @@ class FakeSlack:
         self._response_targets: dict[str, ResponseTarget] = {}
         self.tokens: set[str] = {bot_token}  # tokens accepted by the Web API
         self.latency = 0.0
+        # method -> a gate its calls wait at until it opens (``hold``): a Slack that is
+        # slow for one method only, for tests of what must not wait for it.
+        self._holds: dict[str, asyncio.Event] = {}
         self.calls: list[ApiCall] = []
         self.posts: list[WebhookPost] = []
         self.uploads: dict[str, bytes] = {}  # file ID -> bytes POSTed to its upload URL
@@ -385,6 +388,11 @@ class FakeSlack:
         what = f"messages in {channel}"
         return await self._wait(lambda: self.messages(channel), n, timeout, what)
 
+    def hold(self, method: str) -> asyncio.Event:
+        """Calls to ``method`` wait until the returned event is set (then answer as usual)."""
+        gate = self._holds[method] = asyncio.Event()
+        return gate
+
     async def wait_for_posts(self, key: str, n: int = 1, timeout: float = 5.0) -> list[WebhookPost]:
         return await self._wait(lambda: self.posts_to(key), n, timeout, f"posts to {key!r}")
 
@@ -429,6 +437,8 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         await asyncio.sleep(self.latency)
         method = request.match_info["method"]
+        if (gate := self._holds.get(method)) is not None:
+            await gate.wait()
         args, token = await _read_args(request)
         call = ApiCall(method, args, token, self.clock())
         if token is None:
@@ -608,8 +618,7 @@ class FakeSlack:
                     "response_metadata": {"next_cursor": cursor},
                 }
             case "users.info":
-                user = {"id": a.get("user"), "name": f"user-{a.get('user')}", "locale": "en-US"}
-                return {"user": user | {"tz": "Asia/Tokyo"}}
+                return {"user": self._user_info(a)}
             case "views.open" | "views.push":
                 trigger_id = self._trigger(a.get("trigger_id"))
                 view = _view(a, f"V{next(self._ids):04d}", method)
@@ -853,6 +862,28 @@ class FakeSlack:
         if metadata is not None:
             msg["metadata"] = metadata
         return msg
+
+    def _user_info(self, a: dict) -> dict:
+        """users.info (docs.slack.dev/reference/methods/users.info): a user object; its
+        ``locale`` only when asked with ``include_locale=true`` ("If you don't include the
+        parameter, no locale will be provided": api.slack.com/changelog/2017-09-locale-
+        locale-locale). An ID that is no one's is ``user_not_found``."""
+        user_id = str(a.get("user") or "")
+        if not user_id or user_id[0] not in "UWB":
+            raise _Refused("user_not_found")
+        person = self.directory.person(user_id)
+        user = {
+            "id": person.id,
+            "team_id": person.team_id or self.team_id,
+            "name": person.name,
+            "real_name": person.name,
+            "deleted": False,
+            "is_bot": person.id == self.bot_user_id,
+            "tz": "Asia/Tokyo",
+        }
+        if _truthy(a.get("include_locale")):
+            user["locale"] = person.locale
+        return user
 
     def _users_conversations(self, a: dict) -> dict:
         """users.conversations (docs.slack.dev/reference/methods/users.conversations):

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bot.emulator.fixtures import EXAMPLE_JOB_ID_UNMASKED
+from bot.languages import language_of_environment
 from bot.runtime import build_runtime
 from bot.server import serve
 from fakes import FakeSlack
@@ -41,7 +42,11 @@ async def run_local(environ: Mapping[str, str] = os.environ) -> None:
         fake.base_url = base_url
         runtime = await build_runtime(settings)
         emulator = runtime.iot.emulator
-        seed(fake, sample_job_id=EXAMPLE_JOB_ID_UNMASKED if emulator is not None else None)
+        seed(
+            fake,
+            sample_job_id=EXAMPLE_JOB_ID_UNMASKED if emulator is not None else None,
+            language=language_of_environment(dict(environ)),
+        )
         surface = LocalSurface(
             fake,
             signing_secret=signing_secret,

@@ -176,7 +176,11 @@ class LocalSurface:
             modal = top | {"errors": self._modal_errors.get(top["id"], {})}
         return {
             "version": fake.version,
-            "me": {"id": ME.id, "name": ME.name},
+            "me": {
+                "id": ME.id,
+                "name": ME.name,
+                "locale": fake.directory.person(ME.id).locale,  # how Slack shows dates
+            },
             "bot": {"id": fake.bot_user_id, "name": "otajob"},
             "demo": self.demo,
             "users": {p.id: p.name for p in fake.directory.people()},

@@ -28,9 +28,14 @@ WELCOME = (
 )
 
 
-def seed(fake: FakeSlack, *, sample_job_id: str | None) -> None:
+# Your Slack language here is your terminal's (LC_ALL, LC_MESSAGES, LANG): what only you
+# see follows it, as a real Slack follows your preferences.
+SLACK_LOCALES = {"en": "en-US", "ja": "ja-JP", "zh_CN": "zh-CN"}
+
+
+def seed(fake: FakeSlack, *, sample_job_id: str | None, language: str = "en") -> None:
     people = (ME.id, ONCALL.id)
-    fake.directory.add_user(ME.id, ME.name)
+    fake.directory.add_user(ME.id, ME.name, locale=SLACK_LOCALES.get(language, "en-US"))
     fake.directory.add_user(ONCALL.id, ONCALL.name)
     fake.directory.add_user(SLACKBOT, "Slackbot")
     fake.directory.add_usergroup(*ONCALL_GROUP, members=(ONCALL.id,))

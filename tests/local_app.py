@@ -26,12 +26,17 @@ SETTING_PREFIXES = ("SLACK_", "ALIBABA_CLOUD_", "OTAJOB_", "IOT_", "WATCH_", "DA
 class LocalApp:
     """The app in local mode, in its own process; ``url`` is the page's address."""
 
-    def __init__(self, home: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, extra_env: dict[str, str | None] | None = None) -> None:
+        """``extra_env`` adds variables to the app's environment; a None value removes one."""
         env = {k: v for k, v in clean_env().items() if not k.startswith(SETTING_PREFIXES)}
         self.port = free_port()
         env |= {"PORT": str(self.port), "HOME": str(home), "PYTHONUNBUFFERED": "1"}
         env["OTAJOB_ENV_FILE"] = str(home / "no.env")  # a developer's .env stays out too
-        env |= extra_env or {}
+        for name, value in (extra_env or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         self.process = subprocess.Popen(
             [sys.executable, "app.py"],
             cwd=ROOT,

@@ -82,6 +82,18 @@ async def command(runtime: Runtime, fake_slack, text: str, key: str = "r1", **kw
     return await dispatch(runtime, slack(fake_slack).command(text, key=key, **kwargs))
 
 
+async def answer(runtime: Runtime, fake_slack, text: str, key: str = "r1", **kwargs) -> dict:
+    """The command's answer only the person sees: the ack's body when the app answered in
+    the ack (their language already known), else its first post to the response_url."""
+    response = await command(runtime, fake_slack, text, key=key, **kwargs)
+    if response.body:
+        return json.loads(response.body)
+    await handled()
+    posts = fake_slack.posts_to(key)
+    assert posts, f"no answer to /otajob {text}"
+    return posts[0].body
+
+
 async def click(runtime: Runtime, fake_slack, action_id: str, value: str, key="b1", **kwargs):
     return await dispatch(runtime, slack(fake_slack).click(action_id, value, key=key, **kwargs))
 

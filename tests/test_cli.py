@@ -60,3 +60,31 @@ async def test_an_unknown_job_prints_code_and_request_id(cli_env, capsys) -> Non
     assert await run_cli("job", "NoSuchJob000000000000001") == 1
     err = capsys.readouterr().err
     assert "Code: iot.ota.JobNotFound" in err and "RequestId: none" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["--lang", "ja"], {"LANG": "en_US.UTF-8"}, "実行中"),
+        (["--lang", "zh"], {}, "执行中"),
+        ([], {"LANG": "ja_JP.UTF-8"}, "実行中"),
+        ([], {"LANG": "ja_JP.UTF-8", "LC_ALL": "zh_CN.UTF-8"}, "执行中"),  # LC_ALL wins
+        ([], {"LANG": "fr_FR.UTF-8"}, "In progress"),  # a language otajob does not speak
+    ],
+)
+async def test_the_terminal_speaks_lang_or_the_locale(
+    cli_env, capsys, monkeypatch, args, env, says
+) -> None:
+    """`--lang`, else LC_ALL / LC_MESSAGES / LANG, picks the card's language."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert await run_cli("job", JOB, *args) == 0
+    assert says in capsys.readouterr().out
+
+
+async def test_an_unknown_lang_is_refused(cli_env, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        await run_cli("job", JOB, "--lang", "klingon")
+    assert exit_info.value.code == 2 and "en, ja, zh" in capsys.readouterr().err

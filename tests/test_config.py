@@ -63,3 +63,14 @@ def test_env_file_fills_the_environment_without_overriding(tmp_path, monkeypatch
     assert os.environ["SLACK_BOT_TOKEN"] == "from-env"
     assert os.environ["ALIBABA_CLOUD_REGION_ID"] == "ap-northeast-1"
     monkeypatch.delenv("ALIBABA_CLOUD_REGION_ID")
+
+
+def test_workspace_language_takes_a_word_or_a_locale() -> None:
+    """OTAJOB_LANGUAGE takes en, ja, zh (or a locale like ja-JP); anything else is named."""
+    required = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    assert load_settings(required).otajob_language == "en"
+    assert load_settings({**required, "OTAJOB_LANGUAGE": "zh"}).otajob_language == "zh_CN"
+    assert load_settings({**required, "OTAJOB_LANGUAGE": "ja-JP"}).otajob_language == "ja"
+    with pytest.raises(ConfigError) as info:
+        load_settings({**required, "OTAJOB_LANGUAGE": "klingon"})
+    assert "OTAJOB_LANGUAGE" in str(info.value) and "en, ja or zh" in str(info.value)

@@ -715,3 +715,18 @@ async def test_changed_since_wakes_on_a_change(fake):
     fake.add_message("C1", "hi")
     assert await waiting > start
     assert await fake.changed_since(start, timeout=30) == fake.version  # already past: at once
+
+
+async def test_users_info_gives_the_locale_only_when_asked(fake, client):
+    """users.info: a person's locale only with include_locale (Slack's opt-in); an ID that
+    is no user's is user_not_found."""
+    fake.directory.add_user("U0JA1", "taro", locale="ja-JP")
+    plain = await client.users_info(user="U0JA1")
+    assert plain["user"]["name"] == "taro" and "locale" not in plain["user"]
+    asked = await client.users_info(user="U0JA1", include_locale=True)
+    assert asked["user"]["locale"] == "ja-JP"
+    unknown = await client.users_info(user="U0NOBODY", include_locale=True)
+    assert unknown["user"]["locale"] == "en-US"  # a member not registered: the default
+    with pytest.raises(SlackApiError) as info:
+        await client.users_info(user="C123")
+    assert info.value.response["error"] == "user_not_found"

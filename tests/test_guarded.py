@@ -222,6 +222,7 @@ async def test_cancel_opens_the_dialog_at_once_then_says_what_will_stop(runtime,
         "job": STATIC,
         "instance": None,
         "channel": "C123",
+        "lang": "en",  # the dialog's language: a refusal at submission is written in it
     }
 
 

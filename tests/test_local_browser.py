@@ -3,7 +3,8 @@
 A newcomer's first minutes, click by click, on ``python app.py`` with no settings: the
 card, Refresh, Share, a watch, the batch completed from the side panel (thread reply and
 broadcast), the cancel dialog, the failed devices' CSV, the Home tab, and hostile text
-shown as text. Each step saves a screenshot in test-artifacts/local-surface/.
+shown as text. Each step saves a screenshot in test-artifacts/local-surface/. Then the
+card as an English, a Japanese and a Chinese terminal's user sees it (card-<lang>.png).
 
 Chromium comes from the machine (``.ci/run`` installs Debian's ``chromium``); Playwright's
 own browser download is never used. Without Chromium these tests skip, except under CI
@@ -16,6 +17,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -63,23 +65,35 @@ def local(tmp_path_factory) -> Iterator[LocalApp]:
 
 
 @pytest.fixture(scope="module")
-def page(local: LocalApp):
+def browser():
+    """One Chromium for the module; each test opens its own pages in it."""
     executable = chromium_path()
     SHOTS.mkdir(parents=True, exist_ok=True)
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1400, "height": 1000}, timezone_id="Asia/Tokyo"
-        )
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
         expect.set_options(timeout=WAIT_MS)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(local.url)
-        yield page
+        yield browser
         browser.close()
-        assert errors == [], f"the page threw: {errors}"
+
+
+def open_page(browser, url: str, errors: list[str], locale: str = "en-US"):
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 1000}, timezone_id="Asia/Tokyo", locale=locale
+    )
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, local: LocalApp):
+    errors: list[str] = []
+    page = open_page(browser, local.url, errors)
+    yield page
+    page.context.close()
+    assert errors == [], f"the page threw: {errors}"
 
 
 def shot(page, name: str) -> Path:
@@ -224,3 +238,56 @@ def step_6_hostile_text_is_shown_as_text(page) -> None:
     assert page.locator(".message img[src=x]").count() == 0
     assert page.locator(".message script").count() == 0
     shot(page, "09-hostile-text")
+
+
+# Per language: the terminal's LANG, the browser's locale, then what the card must show in
+# that language: the batch's status and the Refresh button's label.
+LANGUAGES = {
+    "en": ("en_US.UTF-8", "en-US", "In progress", "Refresh"),
+    "ja": ("ja_JP.UTF-8", "ja-JP", "実行中", "再読み込み"),
+    "zh": ("zh_CN.UTF-8", "zh-CN", "执行中", "刷新"),
+}
+DEVICE_BAR = re.compile("[█░]{4,}")  # the devices' progress bar: their results are in
+
+
+def test_the_card_speaks_the_terminals_language(browser, tmp_path):
+    """``python app.py`` from an English, a Japanese and a Chinese terminal (LANG alone
+    set): the card only you see is in your language, status and buttons alike. The three
+    apps start at once; their pages are visited one after another."""
+
+    def start(name: str) -> LocalApp:
+        home = tmp_path / name
+        home.mkdir()
+        lang = LANGUAGES[name][0]
+        return LocalApp(home, {"LANG": lang, "LC_ALL": None, "LC_MESSAGES": None})
+
+    with ThreadPoolExecutor(len(LANGUAGES)) as pool:
+        starting = {name: pool.submit(start, name) for name in LANGUAGES}
+        try:
+            for name, future in starting.items():
+                card_in_language(browser, future.result(), name)
+        finally:
+            for future in starting.values():
+                if future.exception() is None:
+                    pool.submit(future.result().stop)
+
+
+def card_in_language(browser, app: LocalApp, name: str) -> None:
+    _, locale, status, refresh = LANGUAGES[name]
+    errors: list[str] = []
+    page = open_page(browser, app.url, errors, locale)
+    try:
+        channel(page, ROLLOUTS)
+        welcome = page.locator(".message").filter(has_text="/otajob ").first
+        job = re.search(r"/otajob (\w+)", welcome.inner_text()).group(1)  # the sample batch
+        card = new_ephemeral(page, f"/otajob {job}", FIRMWARE)
+        expect(card).to_contain_text(DEVICE_BAR)
+        expect(card).to_contain_text(status)
+        expect(card.locator("[data-action-id=job_refresh]")).to_have_text(refresh)
+        card.screenshot(path=str(SHOTS / f"card-{name}.png"))
+    except BaseException:
+        shot(page, f"failed-card-{name}")
+        raise
+    finally:
+        page.context.close()
+    assert errors == [], f"the {name} page threw: {errors}"

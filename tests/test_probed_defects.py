@@ -28,7 +28,7 @@ from bot.slack.grammar import (
 from bot.watch.alerts import AlertRule
 from fakes.inbound import checkboxes
 from tests.helpers import start_runtime, wait_until
-from tests.surfaces import command, dispatch, dump, slack, submit
+from tests.surfaces import answer, command, dispatch, dump, slack, submit
 
 J = "ProbeJob00000000000000001"
 CHANNEL = "C123"
@@ -73,8 +73,8 @@ async def test_a_job_id_pasted_in_angle_brackets_shows_the_card(runtime, fake_sl
 
 async def test_a_refusal_quotes_what_was_typed_once(runtime, fake_slack, emulator):
     """`a&b` is shown back as `a&amp;b` (escaped once for mrkdwn), never `a&amp;amp;b`."""
-    answer = await command(runtime, fake_slack, "device a1Gw7Tk9Lmp a&b")  # in the ack
-    assert "`a&amp;b`" in answer.body and "&amp;amp;" not in answer.body
+    said = json.dumps(await answer(runtime, fake_slack, "device a1Gw7Tk9Lmp a&b"))
+    assert "`a&amp;b`" in said and "&amp;amp;" not in said
     assert emulator.calls == []
 
 

@@ -17,8 +17,11 @@ from bot.iot.models import OtaJob
 from bot.render import Renderer, RenderError, cut, slack_escape, validate_blocks
 from fakes.block_kit import message_errors, view_errors
 from tests.helpers import texts_in
+from tests.render_cases import NOTE_KINDS
 
 RENDERER = Renderer()
+# The hostile-data tests run in every language: translated words must escape data too.
+LANGUAGES = ("en", "ja", "zh_CN")
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 NASTY = [
     '"',
@@ -84,21 +87,6 @@ class Found:
     firmware_failed: int
 
 
-NOTE_KINDS = (
-    "mention_only_cards",
-    "mention_cannot_post",
-    "dialog_failed",
-    "reupgrade_running",
-    "reupgrading",
-    "reading_failed",
-    "csv_here",
-    "csv_in_dm",
-    "csv_nowhere",
-    "csv_title",
-    "csv_comment",
-)
-
-
 def assert_no_markup_from_data(message) -> None:
     for text in mrkdwn_texts(message):
         stripped = CHANNEL_LINK.sub("", DATE_TOKEN.sub("", text))
@@ -107,7 +95,7 @@ def assert_no_markup_from_data(message) -> None:
     assert message_errors(message.blocks) == [], message_errors(message.blocks)
 
 
-def render_job(data: dict, **overrides):
+def render_job(data: dict, lang: str = "en", **overrides):
     context = {
         "job": OtaJob.model_validate(data),
         "job_id": data.get("JobId") or "J",
@@ -120,7 +108,7 @@ def render_job(data: dict, **overrides):
         "button_value": '{"job":"J","instance":null}',
     }
     context.update(overrides)
-    return RENDERER.render("job", **context)
+    return RENDERER.render("job", lang=lang, **context)
 
 
 @pytest.mark.parametrize("job_id", sorted(fixtures.default_jobs()))
@@ -165,6 +153,7 @@ def test_demo_and_shared_by_lines() -> None:
     assert not any(b["type"] == "actions" for b in message.blocks)
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     values=st.fixed_dictionaries({name: hostile for name in STRING_FIELDS}),
@@ -174,14 +163,16 @@ def test_demo_and_shared_by_lines() -> None:
     extra_value=hostile,
     shared_by=st.none() | hostile,
 )
-def test_hostile_job_data_stays_data(values, src, tags, extra_key, extra_value, shared_by) -> None:
+def test_hostile_job_data_stays_data(
+    values, src, tags, extra_key, extra_value, shared_by, lang
+) -> None:
     """Any strings in any field render valid Block Kit and never become mentions or links."""
     data = dict(values)
     data["SrcVersions"] = {"SrcVersion": src}
     data["Tags"] = {"OtaTagDTO": [{"Key": k, "Value": v} for k, v in tags]}
     if extra_key and extra_key not in STRING_FIELDS:
         data["X" + extra_key] = extra_value
-    message = render_job(data, shared_by=shared_by, instance_id=values["GroupId"])
+    message = render_job(data, lang, shared_by=shared_by, instance_id=values["GroupId"])
     assert_no_markup_from_data(message)
     # Escaped once, not twice: unescaping the fallback gives the name back.
     name = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "", values["Name"][:100])
@@ -191,13 +182,15 @@ def test_hostile_job_data_stays_data(values, src, tags, extra_key, extra_value, 
     assert len(header) <= 150
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @settings(max_examples=40, deadline=None)
 @given(code=hostile, message=hostile, request_id=hostile, job_id=hostile, instance=hostile)
-def test_hostile_api_errors_stay_data(code, message, request_id, job_id, instance) -> None:
+def test_hostile_api_errors_stay_data(code, message, request_id, job_id, instance, lang) -> None:
     """Error Codes, messages and RequestIds from the API are shown escaped, never as markup."""
     error = IotApiError(code or "X", message, request_id, 400)
     rendered = RENDERER.render(
         "api_error",
+        lang=lang,
         error=error,
         kind=error_kind(error),
         job_id=job_id,
@@ -207,6 +200,7 @@ def test_hostile_api_errors_stay_data(code, message, request_id, job_id, instanc
     assert_no_markup_from_data(rendered)
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @settings(max_examples=40, deadline=None)
 @given(
     reason=st.sampled_from(
@@ -225,22 +219,28 @@ def test_hostile_api_errors_stay_data(code, message, request_id, job_id, instanc
     ),
     value=hostile,
 )
-def test_hostile_user_input_stays_data(reason, value) -> None:
+def test_hostile_user_input_stays_data(reason, value, lang) -> None:
     """Whatever a person types is echoed back escaped."""
-    assert_no_markup_from_data(RENDERER.render("bad_input", reason=reason, value=value, demo=False))
+    assert_no_markup_from_data(
+        RENDERER.render("bad_input", lang=lang, reason=reason, value=value, demo=False)
+    )
 
 
 def test_usage_and_unexpected_render() -> None:
     """The usage and unexpected-error messages render and validate."""
-    usage = RENDERER.render("usage", default_instance="<!here>", demo=True)
+    usage = RENDERER.render("usage", lang="en", default_instance="<!here>", demo=True)
     assert "/otajob <JobId>" not in usage.blocks[0]["text"]["text"]  # escaped form instead
     assert "/otajob &lt;JobId&gt;" in usage.blocks[0]["text"]["text"]
     assert_no_markup_from_data(usage)
-    oops = RENDERER.render("unexpected", error_id="abc123", demo=False)
+    oops = RENDERER.render("unexpected", lang="en", error_id="abc123", demo=False)
     assert "abc123" in oops.text
-    busy = RENDERER.render("unexpected", error_id="abc123", slack_error="ratelimited", demo=False)
+    busy = RENDERER.render(
+        "unexpected", lang="en", error_id="abc123", slack_error="ratelimited", demo=False
+    )
     assert "rate limited" in busy.text and "try again in a minute" in busy.text.lower()
-    refused = RENDERER.render("unexpected", error_id="x", slack_error="<!channel>", demo=True)
+    refused = RENDERER.render(
+        "unexpected", lang="en", error_id="x", slack_error="<!channel>", demo=True
+    )
     assert_no_markup_from_data(refused)
 
 
@@ -277,9 +277,10 @@ def test_validation_catches_what_slack_rejects(blocks, problem) -> None:
         validate_blocks(blocks)
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=hostile, job_id=hostile, note=hostile, user=hostile, code=hostile)
-def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, code) -> None:
+def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, code, lang) -> None:
     """Transition replies, watch notes, DMs, watch answers and listings escape everything."""
     from datetime import timedelta
 
@@ -295,6 +296,7 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
     messages = [
         RENDERER.render(
             "transition",
+            lang=lang,
             job=job,
             job_id=job_id,
             t=final,
@@ -312,6 +314,7 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
     messages += [
         RENDERER.render(
             "watch_note",
+            lang=lang,
             reason="unwatched",
             watch=watch,
             demo=False,
@@ -319,9 +322,10 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
             user_name=user,
             error=error,
         ),
-        RENDERER.render("watch_paused", watch=watch, error=note, demo=False),
+        RENDERER.render("watch_paused", lang=lang, watch=watch, error=note, demo=False),
         RENDERER.render(
             "watches",
+            lang=lang,
             rows=[{"watch": watch, "status": note, "firmware": name}],
             more=3,
             unchecked=2,
@@ -334,6 +338,7 @@ def test_hostile_data_in_watch_messages_stays_data(name, job_id, note, user, cod
     messages += [
         RENDERER.render(
             "watch_reply",
+            lang=lang,
             outcome=outcome,
             job_id=job_id,
             channel_id=note,
@@ -386,9 +391,10 @@ def hostile_watch(job_id: str, user: str, note: str, **overrides):
 MENTIONS = re.compile(r"<@U0ONCALL>|<!subteam\^S0GROUP>")
 
 
+@pytest.mark.parametrize("lang", LANGUAGES)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=hostile, job_id=hostile, note=hostile, user=hostile, code=hostile)
-def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, code) -> None:
+def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, code, lang) -> None:
     """Failed-device listings, lookups, alerts, the Home tab, the cancel dialog and action
     records escape everything; the only mentions are the configured notify IDs."""
     from bot.failures import page_of
@@ -410,6 +416,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
     messages = [
         RENDERER.render(
             "failed",
+            lang=lang,
             job=job,
             job_id=job_id,
             instance_id=note,
@@ -423,6 +430,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
         ),
         RENDERER.render(
             "job_list",
+            lang=lang,
             jobs=[JobSummary(job_id=job_id, job_status=note, job_type=name, firmware_id=code)] * 3,
             total=3,
             request_ids=[user],
@@ -436,13 +444,14 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
         ),
         *(
             RENDERER.render(
-                "note", kind=kind, job_id=job_id, error=note, n=12, who=user, demo=False
+                "note", lang=lang, kind=kind, job_id=job_id, error=note, n=12, who=user, demo=False
             )
             for kind in NOTE_KINDS
         ),
-        RENDERER.render("refused", reason=note, demo=False),
+        RENDERER.render("refused", lang=lang, reason=note, demo=False),
         RENDERER.render(
             "action_record",
+            lang=lang,
             action="cancel",
             job=job,
             job_id=job_id,
@@ -458,6 +467,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
         ),
         RENDERER.render(
             "action_record",
+            lang=lang,
             action="reupgrade",
             job=None,
             job_id=job_id,
@@ -474,6 +484,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
         ),
         RENDERER.render(
             "action_record",
+            lang=lang,
             action="reupgrade",
             job=None,
             job_id=job_id,
@@ -493,6 +504,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
     for recovered in (False, True):
         alert = RENDERER.render(
             "alert",
+            lang=lang,
             job=job,
             job_id=job_id,
             rule=AlertRule(5, True),
@@ -508,6 +520,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
     views = [
         RENDERER.view(
             "home",
+            lang=lang,
             rows=[
                 {"watch": watch, "job": job, "counts": counts, "link": "https://x", "error": error},
                 {
@@ -525,6 +538,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
         ),
         RENDERER.view(
             "cancel_modal",
+            lang=lang,
             loading=False,
             private=note,
             demo=False,
@@ -536,6 +550,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
         ),
         RENDERER.view(
             "cancel_modal",
+            lang=lang,
             loading=False,
             private=note,
             demo=False,
@@ -568,6 +583,7 @@ def test_hostile_data_in_triage_messages_stays_data(name, job_id, note, user, co
 def test_a_reupgrade_record_says_what_was_found(detail, words) -> None:
     message = RENDERER.render(
         "action_record",
+        lang="en",
         action="reupgrade",
         job=None,
         job_id="J1234567",
@@ -596,6 +612,7 @@ def test_a_refusal_names_what_was_asked_about(subject, words, label) -> None:
     error = IotApiError("iot.ota.NotFound", "not found", "RID-9", 404)
     message = RENDERER.render(
         "api_error",
+        lang="en",
         error=error,
         kind=error_kind(error),
         job_id="X1",

@@ -8,7 +8,7 @@ import io
 
 from bot.emulator import fixtures
 from tests.helpers import start_runtime
-from tests.surfaces import buttons, click, command, dump
+from tests.surfaces import answer, buttons, click, command, dump
 
 JOB = fixtures.EXAMPLE_JOB_ID_UNMASKED
 HOSTILE = fixtures.HOSTILE_TEXT
@@ -212,11 +212,11 @@ async def test_device_lookup_with_a_firmware_asks_once(runtime, fake_slack, emul
     assert emulator.count("ListOTAFirmware") == 0 and emulator.count("ListOTAJobByDevice") == 1
 
 
-async def test_lookup_input_mistakes_are_answered_in_the_ack(runtime, fake_slack):
-    response = await command(runtime, fake_slack, "device a1Gw7Tk9Lmp")
-    assert "needs a ProductKey and a DeviceName" in response.body
-    response = await command(runtime, fake_slack, "firmware Fw****0100")
-    assert "masked" in response.body or "`*`" in response.body
+async def test_lookup_input_mistakes_are_answered_at_once(runtime, fake_slack):
+    said = (await answer(runtime, fake_slack, "device a1Gw7Tk9Lmp"))["text"]
+    assert "needs a ProductKey and a DeviceName" in said
+    said = (await answer(runtime, fake_slack, "firmware Fw****0100", key="r2"))["text"]
+    assert "masked" in said or "`*`" in said
 
 
 async def test_forged_page_buttons_are_refused(runtime, fake_slack):

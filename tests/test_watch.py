@@ -11,7 +11,7 @@ import pytest
 from bot.emulator import fixtures
 from bot.iot.quota import Priority
 from tests.helpers import POSTGRES_URL, fresh_postgres, start_runtime, wait_until
-from tests.surfaces import click, command
+from tests.surfaces import answer, click, command
 
 JOB = "WatchJob00000000000000001"
 CHANNEL = "C123"
@@ -174,8 +174,8 @@ async def test_bad_watch_input_is_explained(runtime, fake_slack, emulator):
         (f"watch {JOB} #no-such-channel", "#no-such-channel"),
         ("watch", "needs a JobId"),
     ]:
-        response = await command(runtime, fake_slack, text)
-        assert says in json.loads(response.body)["text"], text
+        said = await answer(runtime, fake_slack, text, key=f"r-{text}")
+        assert says in said["text"], text
     assert await runtime.store.live_watches() == []
 
 

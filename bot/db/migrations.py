@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .schema import (
     action_log,
+    channel_settings,
     events_seen,
     metadata,
     outbox,
@@ -47,6 +48,12 @@ def _v4(sync_conn: Any) -> None:
     )
 
 
+def _v5(sync_conn: Any) -> None:
+    """Languages: a channel's (channel_settings) and a watch's creator's (for DMs)."""
+    _add_missing_columns(sync_conn, watches)
+    metadata.create_all(sync_conn, tables=[channel_settings])
+
+
 def _add_missing_columns(sync_conn: Any, table: Table) -> None:
     """ALTER TABLE ... ADD COLUMN for columns a database made by an older version lacks
     (v1 creates tables as defined now, so on a fresh database there are none)."""
@@ -59,7 +66,7 @@ def _add_missing_columns(sync_conn: Any, table: Table) -> None:
 
 # A versioned scheme in place of Alembic: each entry upgrades the schema by one version
 # inside one transaction. Append, never edit.
-MIGRATIONS = [_v1, _v2, _v3, _v4]
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]
 
 
 async def migrate(engine: AsyncEngine) -> int:

@@ -48,6 +48,8 @@ watches = Table(
     Column("notify", String(400)),
     Column("alerting", Boolean),  # above the threshold at the last count
     Column("alerts_sent", Integer),  # how many times it crossed: keys each alert post
+    # v5: the language of the person who set it up, for the DMs only they read
+    Column("created_by_language", String(16)),
 )
 # At most one live (not ended) watch of a job per channel.
 Index(
@@ -118,6 +120,17 @@ outbox = Table(
     Column("created_at", Float, nullable=False),
     Column("posted_at", Float),
     UniqueConstraint("watch_id", "kind", "key"),
+)
+
+# v5: per-channel settings: the language posts everyone in the channel sees are written in
+# (`/otajob language ja`); no row, or a NULL language: the workspace's OTAJOB_LANGUAGE.
+channel_settings = Table(
+    "channel_settings",
+    metadata,
+    Column("channel_id", String(32), primary_key=True),
+    Column("language", String(16)),
+    Column("set_by", String(32), nullable=False),
+    Column("set_at", Float, nullable=False),
 )
 
 # The versions applied so far, one row each (see bot.db.migrations).

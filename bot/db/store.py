@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .action_log import ActionLogRepository
+from .channels import ChannelSettingsRepository
 from .engine import open_engine
 from .events_seen import EventsSeenRepository
 from .migrations import migrate
@@ -17,6 +18,7 @@ class Store(
     OutboxRepository,
     EventsSeenRepository,
     ActionLogRepository,
+    ChannelSettingsRepository,
 ):
     """Watches, shared poll state, the post outbox, events seen and the action log, in a
     database (SQLAlchemy, async): SQLite by default, PostgreSQL with the same code.

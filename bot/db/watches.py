@@ -35,6 +35,7 @@ class Watch:
     alerting: bool = False
     alerts_sent: int = 0
     card_status: str | None = None  # what the card shows; None: as told_status
+    created_by_language: str | None = None  # for the DMs only its creator reads
 
     @property
     def card_shows(self) -> str | None:
@@ -62,6 +63,7 @@ class Watch:
             alerting=bool(row.alerting),
             alerts_sent=row.alerts_sent or 0,
             card_status=row.card_status,
+            created_by_language=row.created_by_language,
         )
 
 
@@ -126,6 +128,7 @@ class WatchRepository(Repository):
         expires_at: float,
         alert_rule: str | None = None,
         notify: tuple[str, ...] = (),
+        created_by_language: str | None = None,
     ) -> tuple[Watch, bool]:
         """Returns (watch, created). An existing live watch is returned as is.
         ``told_status`` is the status the new card will show."""
@@ -145,6 +148,7 @@ class WatchRepository(Repository):
             "notify": ",".join(notify),
             "alerting": False,
             "alerts_sent": 0,
+            "created_by_language": created_by_language,
         }
         try:
             async with self.engine.begin() as conn:

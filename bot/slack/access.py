@@ -24,6 +24,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from ..config import Settings, split_list
 from ..render import Message, Renderer
+from .language import Languages
 
 log = logging.getLogger("otajob.access")
 GROUP_LOOKUP_SECONDS = 1.5
@@ -144,7 +145,9 @@ def request_parties(body: dict[str, Any]) -> tuple[str | None, str | None, str |
     return team, user if isinstance(user, str) else None, channel
 
 
-def register(app: AsyncApp, policy: Policy, renderer: Renderer, *, demo: bool = False) -> None:
+def register(
+    app: AsyncApp, policy: Policy, renderer: Renderer, languages: Languages, *, demo: bool = False
+) -> None:
     @app.middleware
     async def check_access(
         req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
@@ -157,14 +160,18 @@ def register(app: AsyncApp, policy: Policy, renderer: Renderer, *, demo: bool = 
             return await next()
         team, user, channel = request_parties(body)
         log.info("refused %s: team=%s user=%s channel=%s", reason, team, user, channel)
+        # Refused before any lookup, often a stranger (another workspace, a channel or a
+        # person not allowed): the person's language if it is known, else the workspace's.
+        lang = (user and languages.known(user)) or languages.default
         if body.get("type") == "view_submission":  # the dialog stays open and says why
-            errors = {VIEW_ERROR_BLOCK: renderer.text("dialog_refusal", reason=reason).strip()}
+            refusal = renderer.text("dialog_refusal", lang=lang, reason=reason).strip()
+            errors = {VIEW_ERROR_BLOCK: refusal}
             return BoltResponse(
                 status=200,
                 body=json.dumps({"response_action": "errors", "errors": errors}),
                 headers={"content-type": ["application/json;charset=utf-8"]},
             )
-        message = renderer.render("refused", reason=reason, demo=demo)
+        message = renderer.render("refused", lang=lang, reason=reason, demo=demo)
         if body.get("command"):  # the person sees why, only them, in the ack itself
             return BoltResponse(
                 status=200,

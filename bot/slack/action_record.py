@@ -10,9 +10,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -122,7 +123,8 @@ class Action:
             self.asker.user_id,
             outcome,
         )
-        message = self.deps.renderer.render(
+        record = partial(
+            self.deps.renderer.render,
             "action_record",
             action=self.kind,
             job=self.job,
@@ -138,30 +140,32 @@ class Action:
             log_id=self.log_id,
             demo=self.deps.demo,
         )
-        await _tell_everyone(
-            self.deps, self.job_id, self.instance, message, self.log_id, self.asker
-        )
+        await _tell_everyone(self.deps, self.job_id, self.instance, record, self.log_id, self.asker)
 
 
 async def _tell_everyone(
     deps: Deps,
     job_id: str,
     instance: str | None,
-    message: Message,
+    record: Callable[..., Message],
     log_id: int,
     asker: Asker,
 ) -> None:
     """Post the record in the batch's thread(s), else in the channel it was taken from, and
-    tell the person who took it by DM when it was not posted where they clicked."""
-    places = await _post_in_threads(deps, job_id, instance, message, log_id)
+    tell the person who took it by DM when it was not posted where they clicked. Each
+    channel reads it in its language, the DM in the person's (``record(lang=...)``)."""
+    places = await _post_in_threads(deps, job_id, instance, record, log_id)
     if not places and asker.channel_id.startswith(("C", "G")):
         try:
+            lang = await deps.languages.of_channel(asker.channel_id)
+            message = record(lang=lang)
             await deps.poster.post(asker.channel_id, message, marker={"action": log_id})
             places.append(asker.channel_id)
         except (ChannelUnavailable, SlackApiError) as exc:
             log.info("could not post action %s in %s: %s", log_id, asker.channel_id, exc)
     if asker.channel_id not in places:  # the person always learns how it went
-        await deps.poster.direct_message(asker.user_id, message)
+        lang = await deps.languages.of_person(asker.user_id, asker.channel_id)
+        await deps.poster.direct_message(asker.user_id, record(lang=lang))
 
 
 async def report_interrupted(deps: Deps, *, stale_before: float | None = None) -> int:
@@ -185,7 +189,8 @@ async def report_interrupted(deps: Deps, *, stale_before: float | None = None) -
 async def _tell_interrupted(deps: Deps, row: dict[str, Any]) -> None:
     detail = json.loads(row["detail"] or "{}")
     instance = row["instance_id"] or None
-    message = deps.renderer.render(
+    record = partial(
+        deps.renderer.render,
         "action_record",
         action=row["action"],
         job=None,
@@ -202,7 +207,7 @@ async def _tell_interrupted(deps: Deps, row: dict[str, Any]) -> None:
         demo=deps.demo,
     )
     asker = Asker(row["channel_id"] or "", row["user_id"], row["user_name"], row["team_id"])
-    await _tell_everyone(deps, row["job_id"], instance, message, row["id"], asker)
+    await _tell_everyone(deps, row["job_id"], instance, record, row["id"], asker)
 
 
 async def report_interrupted_forever(
@@ -224,13 +229,14 @@ async def report_interrupted_forever(
 
 
 async def _post_in_threads(
-    deps: Deps, job_id: str, instance: str | None, message: Message, log_id: int
+    deps: Deps, job_id: str, instance: str | None, record: Callable[..., Message], log_id: int
 ) -> list[str]:
     posted = []
     for watch in await deps.store.live_watches(job_id=job_id, instance_id=instance):
         if not watch.card_ts:
             continue
         try:
+            message = record(lang=await deps.languages.of_channel(watch.channel_id))
             await deps.poster.post(
                 watch.channel_id, message, marker={"action": log_id}, thread_ts=watch.card_ts
             )

@@ -13,6 +13,9 @@ class Asker:
     user_id: str
     user_name: str
     team_id: str = ""
+    # The language their replies are written in: filled in after the ack
+    # (bot/slack/language.py), English until then.
+    lang: str = "en"
 
     @classmethod
     def of_command(cls, command: dict[str, Any]) -> Asker:

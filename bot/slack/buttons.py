@@ -42,8 +42,10 @@ def asker_of(body: dict[str, Any]) -> Asker:
     return Asker.of_interaction(body)
 
 
-async def say_stale(deps: Deps, respond: AsyncRespond) -> None:
-    message = deps.renderer.render("bad_input", reason="stale_button", value="", demo=deps.demo)
+async def say_stale(deps: Deps, respond: AsyncRespond, lang: str) -> None:
+    message = deps.renderer.render(
+        "bad_input", lang=lang, reason="stale_button", value="", demo=deps.demo
+    )
     await ephemeral(respond)(message)
 
 
@@ -67,11 +69,12 @@ def on_click(
             client: AsyncWebClient,
         ) -> None:
             await ack()
+            asker = await deps.languages.asker(asker_of(body), body)
             value = parse(action.get("value"))
             if value is None:
-                await say_stale(deps, respond)
+                await say_stale(deps, respond, asker.lang)
                 return
-            await handler(value, Click(asker_of(body), body, respond, client))
+            await handler(value, Click(asker, body, respond, client))
 
         return handler
 

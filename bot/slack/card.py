@@ -22,7 +22,7 @@ async def show_card(deps: Deps, request: QueryJob, asker: Asker, respond: AsyncR
     admin = await deps.admins.is_admin(asker.user_id)
     ref = JobRef(request.job_id, request.instance_id)
     send, replace = ephemeral(respond, replace=None), ephemeral(respond, replace=True)
-    await answer_with_counts(deps, ref, send, replace, admin=admin)
+    await answer_with_counts(deps, ref, send, replace, lang=asker.lang, admin=admin)
 
 
 ROUTES = {QueryJob: show_card}
@@ -39,15 +39,28 @@ def register(app: AsyncApp, deps: Deps) -> None:
         # An ephemeral card is this person's own: it keeps their write actions. A card in
         # the channel (shared or watched) never shows them.
         admin = click.ephemeral and await deps.admins.is_admin(click.asker.user_id)
+        # A person's own card speaks their language; a card in the channel, the channel's.
+        lang = click.asker.lang
+        if not click.ephemeral:
+            lang = await deps.languages.of_channel(click.asker.channel_id)
         await answer_with_counts(
-            deps, ref, in_place, in_place, fresh=True, admin=admin, refused=ephemeral(click.respond)
+            deps,
+            ref,
+            in_place,
+            in_place,
+            lang=lang,
+            refusal_lang=click.asker.lang,
+            fresh=True,
+            admin=admin,
+            refused=ephemeral(click.respond),
         )
 
     @on_click(app, deps, "job_share", JobRef.from_value)
     async def share(ref: JobRef, click: Click) -> None:
         # Named in plain text ("Shared by alice"): sharing must not ping anyone.
         shared = replace(ref, shared_by=click.asker.user_name)
-        reply = await job_reply(deps, shared)
+        lang = await deps.languages.of_channel(click.asker.channel_id)
+        reply = await job_reply(deps, shared, lang=lang, refusal_lang=click.asker.lang)
         message = reply.message
         if reply.ok:  # a new message nothing can replace later: it waits for the counts
             message = reply.with_counts(await counts_within(deps, shared))

@@ -14,6 +14,7 @@ from ..watch.poster import SlackPoster
 from ..watch.watcher import Watcher
 from .access import Admins
 from .kept import Kept
+from .language import Languages
 
 
 @dataclass(frozen=True)
@@ -27,5 +28,6 @@ class Deps:
     # outlive a request (membership, card links) are kept per this client.
     client: AsyncWebClient
     admins: Admins
+    languages: Languages
     demo: bool = False  # every message says it shows demo data
     kept: Kept = field(default_factory=Kept)  # what the surfaces keep between requests

@@ -31,8 +31,14 @@ def register(app: AsyncApp, deps: Deps) -> None:
         slack_error = (
             str(error.response.get("error") or "") if isinstance(error, SlackApiError) else ""
         )
+        # No lookup here: the person's language if it is known, else the workspace's.
+        user = body.get("user")
+        user = str(
+            (user.get("id") if isinstance(user, dict) else None) or body.get("user_id") or ""
+        )
+        lang = deps.languages.known(user) or deps.languages.default
         message = deps.renderer.render(
-            "unexpected", error_id=error_id, slack_error=slack_error, demo=deps.demo
+            "unexpected", lang=lang, error_id=error_id, slack_error=slack_error, demo=deps.demo
         )
         try:
             await ephemeral(respond)(message)

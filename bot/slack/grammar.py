@@ -10,6 +10,7 @@
               [alert failed>5% | alert failed>20 | alert off] [notify @person @group ...]
 /otajob unwatch <JobId> [#channel] [instance <id>]
 /otajob watches [all]
+/otajob language [en | ja | zh | default]     this channel's language (shown alone)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from ..iot.ids import DEVICE_NAME, FIRMWARE_ID, INSTANCE_ID, JOB_ID, PRODUCT_KEY, cleaned, problem
+from ..languages import language_of_locale, language_word
 from ..watch.alerts import AlertRule
 from ..watch.transitions import parse_states
 from .typed_text import Token, words
@@ -47,7 +49,8 @@ class BadInput:
     #             bad_channel | bad_states | missing_states | missing_job | bad_alert |
     #             missing_alert | plain_mention | whole_channel | missing_notify |
     #             notify_without_alert | bad_product_key | bad_device_name |
-    #             bad_firmware_id | missing_device | missing_firmware | too_many_notify
+    #             bad_firmware_id | missing_device | missing_firmware | too_many_notify |
+    #             bad_language
     value: str = ""
 
 
@@ -95,6 +98,18 @@ class ListWatches:
     everywhere: bool = False
 
 
+@dataclass(frozen=True)
+class ChannelLanguage:
+    """``/otajob language``: show this channel's language; with a word, set it (``None``:
+    back to the workspace's default)."""
+
+    change: bool = False
+    language: str | None = None
+
+
+RESET_WORDS = frozenset({"default", "reset", "none", "off"})
+
+
 Parsed = (
     ShowHelp
     | QueryJob
@@ -104,6 +119,7 @@ Parsed = (
     | WatchJob
     | UnwatchJob
     | ListWatches
+    | ChannelLanguage
     | BadInput
 )
 
@@ -248,6 +264,8 @@ def parse_words(words: list[str]) -> Parsed:
         if [w.lower() for w in words[1:]] in ([], ["all"]):
             return ListWatches(everywhere=len(words) > 1)
         return BadInput("extra_words", " ".join(words[1:]))
+    if verb == "language":
+        return _language(words[1:])
     if verb in ("watch", "unwatch"):
         if len(words) < 2:
             return BadInput("missing_job", verb)
@@ -285,6 +303,19 @@ def parse_words(words: list[str]) -> Parsed:
     if options.get("failed"):
         return FailedDevices(job_id, options.get("instance"))  # type: ignore[arg-type]
     return QueryJob(job_id, options.get("instance"))  # type: ignore[arg-type]
+
+
+def _language(words: list[str]) -> ChannelLanguage | BadInput:
+    if not words:
+        return ChannelLanguage()
+    if len(words) > 1:
+        return BadInput("extra_words", " ".join(words[1:]))
+    if words[0].lower() in RESET_WORDS:
+        return ChannelLanguage(change=True)
+    language = language_word(words[0]) or language_of_locale(words[0])
+    if language is None:
+        return BadInput("bad_language", words[0])
+    return ChannelLanguage(change=True, language=language)
 
 
 def _device(words: list[str]) -> DeviceJobs | BadInput:

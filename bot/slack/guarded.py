@@ -64,15 +64,25 @@ async def open_cancel_dialog(
 ) -> None:
     """Open the dialog at once (a trigger_id lasts three seconds), then fill in what will be
     canceled once the batch and its counts are read."""
+    # The dialog's language goes with it: a refusal on submission is written at the ack,
+    # in the language the dialog speaks, with no lookup.
     private = json.dumps(
-        {"job": ref.job_id, "instance": ref.instance_id, "channel": asker.channel_id}
+        {
+            "job": ref.job_id,
+            "instance": ref.instance_id,
+            "channel": asker.channel_id,
+            "lang": asker.lang,
+        }
     )
-    loading = deps.renderer.view("cancel_modal", loading=True, private=private, demo=deps.demo)
+    lang = asker.lang
+    loading = deps.renderer.view(
+        "cancel_modal", lang=lang, loading=True, private=private, demo=deps.demo
+    )
     try:
         opened = await client.views_open(trigger_id=trigger_id, view=loading)
     except SlackApiError as exc:  # e.g. expired_trigger_id: Slack took too long to get here
         log.info("cancel dialog not opened: %s", exc.response.get("error"))
-        await say(deps.renderer.render("note", kind="dialog_failed", demo=deps.demo))
+        await say(deps.renderer.render("note", lang=lang, kind="dialog_failed", demo=deps.demo))
         return
     view_id = opened["view"]["id"]
     context: dict[str, Any] = {
@@ -90,7 +100,7 @@ async def open_cancel_dialog(
         context.update(error=None, job=result.job, job_id=ref.job_id, counts=counts.counts)
     try:
         await client.views_update(
-            view_id=view_id, view=deps.renderer.view("cancel_modal", **context)
+            view_id=view_id, view=deps.renderer.view("cancel_modal", lang=lang, **context)
         )
     except SlackApiError as exc:  # closed meanwhile: nothing to fill in, nothing canceled
         log.info("cancel dialog not updated: %s", exc.response.get("error"))
@@ -162,14 +172,15 @@ async def run_reupgrade(deps: Deps, client: AsyncWebClient, ref: PageRef, asker:
 
 def register(app: AsyncApp, deps: Deps) -> None:
 
-    async def refusal(respond: AsyncRespond, reason: str) -> None:
-        await _say(respond, deps.renderer.render("refused", reason=reason, demo=deps.demo))
+    async def refusal(respond: AsyncRespond, reason: str, lang: str) -> None:
+        message = deps.renderer.render("refused", lang=lang, reason=reason, demo=deps.demo)
+        await _say(respond, message)
 
     @on_click(app, deps, "job_cancel", JobRef.from_value)
     async def cancel_clicked(ref: JobRef, click: Click) -> None:
         reason = await _refuse(deps, "cancel", click.asker.user_id)
         if reason:
-            await refusal(click.respond, reason)
+            await refusal(click.respond, reason, click.asker.lang)
             return
 
         async def say(message: Message) -> None:
@@ -189,15 +200,18 @@ def register(app: AsyncApp, deps: Deps) -> None:
             )
         except (ValueError, KeyError, TypeError):
             ref, private = None, {}
+        spoken = str(private.get("lang") or "")
+        lang = spoken if spoken in deps.renderer.languages else deps.languages.default
         reason = await _refuse(deps, "cancel", asker.user_id)
         if reason or ref is None:
             # The dialog stays open and says why; nothing is canceled.
             await ack(
                 response_action="errors",
-                errors={IN_PROGRESS_BLOCK: _refusal_words(deps.renderer, reason)},
+                errors={IN_PROGRESS_BLOCK: _refusal_words(deps.renderer, reason, lang)},
             )
             return
         await ack()  # closes the dialog; the outcome is posted in the thread and by DM
+        asker = replace(asker, lang=lang)
         values = (view.get("state") or {}).get("values") or {}
         ticked = (values.get(IN_PROGRESS_BLOCK) or {}).get("in_progress") or {}
         in_progress = any(
@@ -213,18 +227,22 @@ def register(app: AsyncApp, deps: Deps) -> None:
     async def reupgrade_clicked(ref: PageRef, click: Click) -> None:
         reason = await _refuse(deps, "reupgrade", click.asker.user_id)
         if reason:
-            await refusal(click.respond, reason)
+            await refusal(click.respond, reason, click.asker.lang)
             return
         key = (ref.job_id, deps.service.instance_for(ref.instance_id))
         if not deps.kept.reupgrades.start(key):  # a second click, or admin: once is enough
             note = deps.renderer.render(
-                "note", kind="reupgrade_running", job_id=ref.job_id, demo=deps.demo
+                "note",
+                lang=click.asker.lang,
+                kind="reupgrade_running",
+                job_id=ref.job_id,
+                demo=deps.demo,
             )
             await _say(click.respond, note)
             return
         try:
             note = deps.renderer.render(
-                "note", kind="reupgrading", job_id=ref.job_id, demo=deps.demo
+                "note", lang=click.asker.lang, kind="reupgrading", job_id=ref.job_id, demo=deps.demo
             )
             await _say(click.respond, note)
             await run_reupgrade(deps, click.client, ref, click.asker)
@@ -232,6 +250,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
             deps.kept.reupgrades.done(key)
 
 
-def _refusal_words(renderer: Renderer, reason: str | None) -> str:
+def _refusal_words(renderer: Renderer, reason: str | None, lang: str) -> str:
     """A modal shows input errors as plain text under the block."""
-    return renderer.text("dialog_refusal", reason=reason or "stale").strip()
+    return renderer.text("dialog_refusal", lang=lang, reason=reason or "stale").strip()

@@ -146,8 +146,10 @@ async def _publish(
 ) -> None:
     """``left_out``: (rows past the limit, channels whose membership was not answered)."""
     hidden, unchecked = left_out
+    lang = await deps.languages.of_person(user_id)
     view = deps.renderer.view(
         "home",
+        lang=lang,
         rows=rows,
         hidden=hidden,
         unchecked=unchecked,

@@ -19,8 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from ..job_ref import JobRef
 from ..render import Message
 from .deps import Deps
-from .grammar import BadInput, QueryJob, ShowHelp, parse_words
-from .replies import job_reply, read_counts
+from .grammar import QueryJob, parse_words
+from .replies import help_or_refusal, job_reply, read_counts
 from .typed_text import words
 
 log = logging.getLogger("otajob.events")
@@ -51,21 +51,17 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
             log.info("could not answer a mention privately: %s", exc.response.get("error"))
 
     render = deps.renderer.render
-    if isinstance(parsed, ShowHelp):
-        await only_them(
-            render("usage", default_instance=deps.service.default_instance_id, demo=deps.demo)
-        )
-        return
-    if isinstance(parsed, BadInput):
-        await only_them(
-            render("bad_input", reason=parsed.reason, value=parsed.value, demo=deps.demo)
-        )
+    # What only they see is in their language; the card in the thread, the channel's.
+    own = await deps.languages.of_person(user, channel, event)
+    if answer := help_or_refusal(deps, parsed, own):
+        await only_them(answer)
         return
     if not isinstance(parsed, QueryJob):
-        await only_them(render("note", kind="mention_only_cards", demo=deps.demo))
+        await only_them(render("note", lang=own, kind="mention_only_cards", demo=deps.demo))
         return
     ref = JobRef(parsed.job_id, parsed.instance_id, public=True)
-    reply = await job_reply(deps, ref)
+    lang = await deps.languages.of_channel(channel)
+    reply = await job_reply(deps, ref, lang=lang, refusal_lang=own)
     if not reply.ok:
         await only_them(reply.message)
         return
@@ -80,7 +76,12 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
     except SlackApiError as exc:  # e.g. an announcement-only channel, or archived
         error = str(exc.response.get("error") or "unknown_error")
         note = render(
-            "note", kind="mention_cannot_post", error=error, job_id=ref.job_id, demo=deps.demo
+            "note",
+            lang=own,
+            kind="mention_cannot_post",
+            error=error,
+            job_id=ref.job_id,
+            demo=deps.demo,
         )
         await only_them(note)
         return

@@ -22,6 +22,7 @@ from ..iot.models import JobResult
 from ..job_ref import JobRef
 from ..render import Message, job_card
 from .deps import Deps
+from .grammar import BadInput, Parsed, ShowHelp
 
 LOADING = Counts(loading=True)
 
@@ -41,23 +42,30 @@ async def job_reply(
     deps: Deps,
     ref: JobRef,
     *,
+    lang: str,
+    refusal_lang: str | None = None,
     fresh: bool = False,
     admin: bool = False,
 ) -> Reply:
-    """The card for ``ref`` (a shared card keeps its "Shared by" line and loses Share).
-    ``admin``: the card is shown only to this person and they may take write actions.
-    The message says the device counts are on their way; ``with_counts`` fills them in."""
+    """The card for ``ref`` (a shared card keeps its "Shared by" line and loses Share),
+    in ``lang``; Alibaba Cloud's refusal, which only the asker sees, in ``refusal_lang``
+    (default ``lang``). ``admin``: the card is shown only to this person and they may
+    take write actions. The message says the device counts are on their way;
+    ``with_counts`` fills them in."""
     instance = deps.service.instance_for(ref.instance_id)
     try:
         result = await deps.service.get_job(ref.job_id, ref.instance_id, fresh=fresh)
     except IotError as error:
-        return Reply(api_error_message(deps, error, ref.job_id, instance), ok=False)
+        message = api_error_message(deps, error, ref.job_id, instance, lang=refusal_lang or lang)
+        return Reply(message, ok=False)
     if ref.watch_id is not None:  # a watched card keeps its watch line when refreshed
         watch = await deps.store.get_watch(ref.watch_id)
         if watch is not None and watch.job_id == ref.job_id:
 
             def watched(c: Counts) -> Message:
-                return deps.watcher.card(watch, result, ended=watch.state == ENDED, counts=c)
+                return deps.watcher.card(
+                    watch, result, lang=lang, ended=watch.state == ENDED, counts=c
+                )
 
             return Reply(watched(LOADING), ok=True, result=result, render=watched)
 
@@ -72,6 +80,7 @@ async def job_reply(
         return job_card(
             deps.renderer,
             result,
+            lang=lang,
             ref=ref,
             instance_id=instance,
             demo=deps.demo,
@@ -96,6 +105,8 @@ async def answer_with_counts(
     send: Callable[[Message], Awaitable[object]],
     replace: Callable[[Message], Awaitable[object]] | None,
     *,
+    lang: str,
+    refusal_lang: str | None = None,
     fresh: bool = False,
     admin: bool = False,
     refused: Callable[[Message], Awaitable[object]] | None = None,
@@ -107,7 +118,9 @@ async def answer_with_counts(
 
     Counts are asked for only after the job answered: they never delay the card in the
     quota's queue, and a mistyped JobId costs one call, not eight."""
-    reply = await job_reply(deps, ref, fresh=fresh, admin=admin)
+    reply = await job_reply(
+        deps, ref, lang=lang, refusal_lang=refusal_lang, fresh=fresh, admin=admin
+    )
     if not reply.ok:
         await (refused or send)(reply.message)
         return reply
@@ -152,12 +165,19 @@ def ephemeral(
 
 
 def api_error_message(
-    deps: Deps, error: IotError, job_id: str, instance: str | None, subject: str = "batch"
+    deps: Deps,
+    error: IotError,
+    job_id: str,
+    instance: str | None,
+    subject: str = "batch",
+    *,
+    lang: str,
 ) -> Message:
     """Alibaba Cloud's refusal about a batch (``job_id`` is its JobId), or about a
     ``subject`` "firmware" or "device" (``job_id`` then names that)."""
     return deps.renderer.render(
         "api_error",
+        lang=lang,
         error=error,
         kind=error_kind(error),
         job_id=job_id,
@@ -165,3 +185,16 @@ def api_error_message(
         subject=subject,
         demo=deps.demo,
     )
+
+
+def help_or_refusal(deps: Deps, parsed: Parsed, lang: str) -> Message | None:
+    """The usage or what was wrong with the command (no I/O), or None for a request."""
+    if isinstance(parsed, ShowHelp):
+        return deps.renderer.render(
+            "usage", lang=lang, default_instance=deps.service.default_instance_id, demo=deps.demo
+        )
+    if isinstance(parsed, BadInput):
+        return deps.renderer.render(
+            "bad_input", lang=lang, reason=parsed.reason, value=parsed.value, demo=deps.demo
+        )
+    return None

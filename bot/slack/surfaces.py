@@ -9,7 +9,7 @@ from .deps import Deps
 
 
 def register_all(app: AsyncApp, deps: Deps, policy: access.Policy) -> None:
-    access.register(app, policy, deps.renderer, demo=deps.demo)
+    access.register(app, policy, deps.renderer, deps.languages, demo=deps.demo)
     respond.register(app)
     for module in (commands, card, triage, mention, home, guarded, errors):
         module.register(app, deps)

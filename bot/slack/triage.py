@@ -88,7 +88,7 @@ async def failed_devices(
         interim = not done
     if interim:
         note = deps.renderer.render(
-            "note", kind="reading_failed", job_id=request.job_id, demo=deps.demo
+            "note", lang=asker.lang, kind="reading_failed", job_id=request.job_id, demo=deps.demo
         )
         await ephemeral(respond, replace=mode == "in_place")(note)
     send = ephemeral(respond, replace=mode == "in_place" or interim)
@@ -96,11 +96,15 @@ async def failed_devices(
         failures = await reading
     except IotError as error:
         job_reading.cancel()
-        await send(api_error_message(deps, error, request.job_id, instance))
+        await send(api_error_message(deps, error, request.job_id, instance, lang=asker.lang))
         return
     job = await job_reading
     can_reupgrade = bool(failures.tasks) and await deps.admins.may("reupgrade", asker.user_id)
-    await send(render_failures(deps, request.job_id, instance, job, failures, page, can_reupgrade))
+    await send(
+        render_failures(
+            deps, request.job_id, instance, job, failures, page, can_reupgrade, lang=asker.lang
+        )
+    )
 
 
 def render_failures(
@@ -111,9 +115,12 @@ def render_failures(
     failures: Failures,
     page: int,
     can_reupgrade: bool,
+    *,
+    lang: str,
 ) -> Message:
     return deps.renderer.render(
         "failed",
+        lang=lang,
         job=job,
         job_id=job_id,
         instance_id=instance,
@@ -133,21 +140,25 @@ async def upload_csv(deps: Deps, ref: PageRef, asker: Asker, respond: AsyncRespo
         failures = await deps.service.failures(ref.job_id, ref.instance_id)
     except IotError as error:
         instance = deps.service.instance_for(ref.instance_id)
-        await ephemeral(respond)(api_error_message(deps, error, ref.job_id, instance))
+        message = api_error_message(deps, error, ref.job_id, instance, lang=asker.lang)
+        await ephemeral(respond)(message)
         return
     n = len(failures.tasks)
-    words = dict(n=n, job_id=ref.job_id, who=asker.user_name, demo=False)
+    # The file is the asker's: its words (header, title, comment) are in their language.
+    words = dict(lang=asker.lang, n=n, job_id=ref.job_id, who=asker.user_name, demo=False)
+    header = deps.renderer.text("csv_header", lang=asker.lang).split("\n")
     where = await deps.poster.upload(
         asker.channel_id,
         asker.user_id,
-        content=failure_pages.to_csv(failures.tasks),
+        content=failure_pages.to_csv(failures.tasks, header),
         filename=f"otajob-{ref.job_id}-failed.csv",
         title=deps.renderer.render("note", kind="csv_title", **words).text,
         # A name, not a mention: asking for a file must not ping anyone.
         comment=deps.renderer.render("note", kind="csv_comment", **words).text,
     )
     kind = "csv_here" if where == asker.channel_id else "csv_in_dm" if where else "csv_nowhere"
-    await ephemeral(respond)(deps.renderer.render("note", kind=kind, n=n, demo=deps.demo))
+    note = deps.renderer.render("note", lang=asker.lang, kind=kind, n=n, demo=deps.demo)
+    await ephemeral(respond)(note)
 
 
 async def firmware_jobs(
@@ -157,11 +168,14 @@ async def firmware_jobs(
     try:
         page = await deps.service.jobs_by_firmware(request.firmware_id, request.instance_id)
     except IotError as error:
-        message = api_error_message(deps, error, request.firmware_id, instance, "firmware")
+        message = api_error_message(
+            deps, error, request.firmware_id, instance, "firmware", lang=asker.lang
+        )
         await ephemeral(respond)(message)
         return
     message = _job_list(
         deps,
+        asker.lang,
         page.items,
         page.total,
         [page.request_id or ""],
@@ -180,12 +194,14 @@ async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: As
         )
     except IotError as error:
         subject = f"{request.product_key}/{request.device_name}"
-        await ephemeral(respond)(api_error_message(deps, error, subject, instance, "device"))
+        message = api_error_message(deps, error, subject, instance, "device", lang=asker.lang)
+        await ephemeral(respond)(message)
         return
     # Without a FirmwareId the list comes from the newest packages: the list says so.
     searched = found if request.firmware_id is None else None
     message = _job_list(
         deps,
+        asker.lang,
         found.jobs,
         len(found.jobs),
         found.request_ids,
@@ -199,6 +215,7 @@ async def device_jobs(deps: Deps, request: DeviceJobs, asker: Asker, respond: As
 
 def _job_list(
     deps: Deps,
+    lang: str,
     jobs: list[Any],
     total: int,
     request_ids: list[str],
@@ -212,6 +229,7 @@ def _job_list(
     defaults = {"product_key": "", "device_name": "", "firmware_id": ""}
     return deps.renderer.render(
         "job_list",
+        lang=lang,
         jobs=jobs,
         total=total,
         request_ids=[r for r in request_ids if r],
@@ -245,7 +263,9 @@ def register(app: AsyncApp, deps: Deps) -> None:
     @on_click(app, deps, "job_open", JobRef.from_value)
     async def open_card(ref: JobRef, click: Click) -> None:
         admin = await deps.admins.is_admin(click.asker.user_id)
-        await answer_with_counts(deps, ref, ephemeral(click.respond), None, admin=admin)
+        await answer_with_counts(
+            deps, ref, ephemeral(click.respond), None, lang=click.asker.lang, admin=admin
+        )
 
 
 ROUTES = {

@@ -65,18 +65,30 @@ def _token(inner: str) -> Token | str:
     return unescape(inner)
 
 
+# What a Japanese or Chinese input method types in full width: the ideographic space,
+# U+FF01-FF5E (full-width ASCII: ＡＢＣ１２３＞％) and the ideographic comma read as ASCII,
+# so `/otajob　watch　<JobId>　alert failed＞５％` means what it says.
+_HALF_WIDTH = {0x3000: " ", 0x3001: ",", **{c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}}
+
+
+def half_width(text: str) -> str:
+    """Full-width spaces, letters, digits and signs -> their ASCII forms."""
+    return text.translate(_HALF_WIDTH)
+
+
 def words(text: str | None) -> list[str]:
-    """The words of Slack's escaped text, tokens kept whole as :class:`Token`."""
+    """The words of Slack's escaped text, tokens kept whole as :class:`Token`; what is
+    typed between them is read in half width (:func:`half_width`)."""
     out: list[str] = []
     rest = text or ""
     pos = 0
     for m in _TOKEN.finditer(rest):
-        out.extend(unescape(rest[pos : m.start()]).split())
+        out.extend(half_width(unescape(rest[pos : m.start()])).split())
         token = _token(m[1])
         if isinstance(token, Token):
             out.append(token)
         else:
-            out.extend(token.split())
+            out.extend(half_width(token).split())
         pos = m.end()
-    out.extend(unescape(rest[pos:]).split())
+    out.extend(half_width(unescape(rest[pos:])).split())
     return out

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from ..iot.errors import IotError
 from ..job_ref import JobRef
+from ..languages import NAMES
 from ..watch.poster import ChannelUnavailable
 from ..watch.watcher import Outcome
 from .asker import Asker
@@ -25,9 +26,10 @@ log = logging.getLogger("otajob.watching")
 NOT_A_MEMBER_ANSWERS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
 
 
-async def _tell(respond: AsyncRespond, deps: Deps, **context: Any) -> None:
+async def _tell(respond: AsyncRespond, deps: Deps, lang: str, **context: Any) -> None:
     message = deps.renderer.render(
         "watch_reply",
+        lang=lang,
         interval=deps.watcher.interval(),
         live=deps.watcher.live.connected(),
         demo=deps.demo,
@@ -52,15 +54,18 @@ async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespo
             alert=request.alert,
             notify=request.notify,
             alert_off=request.alert_off,
+            user_language=asker.lang,
         )
     except IotError as error:
         instance = deps.service.instance_for(request.instance_id)
-        message = api_error_message(deps, error, request.job_id, instance)
+        message = api_error_message(deps, error, request.job_id, instance, lang=asker.lang)
         await ephemeral(respond)(message)
         return
     outcome, error = result.outcome, result.error
     if outcome == Outcome.FINISHED:  # nothing to watch: show the final card instead
-        card = (await job_reply(deps, JobRef(request.job_id, request.instance_id))).message
+        lang = await deps.languages.of_channel(target)  # posted for everyone there
+        ref = JobRef(request.job_id, request.instance_id)
+        card = (await job_reply(deps, ref, lang=lang, refusal_lang=asker.lang)).message
         if target == asker.channel_id:
             await respond(response_type="in_channel", replace_original=False, **card.as_kwargs())
         else:
@@ -72,6 +77,7 @@ async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespo
     await _tell(
         respond,
         deps,
+        asker.lang,
         outcome=outcome.value,
         job_id=request.job_id,
         channel_id=target,
@@ -93,6 +99,7 @@ async def unwatch(deps: Deps, request: UnwatchJob, asker: Asker, respond: AsyncR
     await _tell(
         respond,
         deps,
+        asker.lang,
         outcome="unwatched" if ended else "not_watched",
         job_id=request.job_id,
         channel_id=target,
@@ -113,6 +120,8 @@ async def list_watches(
         visible, unchecked = await channels_of(deps, others, user_id)
         watches = [w for w in watches if w.channel_id in visible or w.channel_id == channel_id]
     polls = await store.polls_for(watches)
+    languages = await store.channel_languages(w.channel_id for w in watches)
+    default = deps.languages.default
     rows = []
     for w in watches:
         poll = polls.get((w.job_id, w.instance_id))
@@ -122,11 +131,15 @@ async def list_watches(
                 "watch": w,
                 "status": (poll and poll.status) or w.told_status,
                 "firmware": data.get("Name"),
+                "language": NAMES.get(languages.get(w.channel_id, default), ""),
             }
         )
+    here = await deps.languages.of_channel(channel_id)
     message = deps.renderer.render_fitting(
         "watches",
         rows,
+        lang=asker.lang,
+        language=NAMES.get(here, ""),
         everywhere=request.everywhere,
         unchecked=len(unchecked),
         interval=deps.watcher.interval(),
@@ -153,6 +166,7 @@ async def _refused(
         await _tell(
             respond,
             deps,
+            asker.lang,
             outcome=refusal,
             job_id=job_id,
             channel_id=target,

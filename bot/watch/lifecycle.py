@@ -68,9 +68,11 @@ class Lifecycle:
         wake: asyncio.Event,
         *,
         demo: bool,
+        language: str,
         clock: Callable[[], float],
     ) -> None:
         self.store = store
+        self.language = language  # the workspace's; a channel may choose its own
         self.service = service
         self.renderer = renderer
         self.poster = poster
@@ -87,6 +89,11 @@ class Lifecycle:
         # Final replies' summaries being read and edited in, outside the polls, by
         # (watch ID, transition key): a later poll leaves these to their task.
         self._summaries: dict[tuple[int, str], asyncio.Task[None]] = {}
+
+    async def channel_language(self, channel_id: str) -> str:
+        """The language posts in ``channel_id`` are written in (read at each post, so
+        `/otajob language` applies from the next one, on every replica)."""
+        return await self.store.channel_language(channel_id) or self.language
 
     async def aclose(self) -> None:
         """Stop filling in summaries (a later poll, or the next start, finishes them)."""
@@ -107,6 +114,7 @@ class Lifecycle:
         alert: AlertRule | None = None,
         notify: tuple[str, ...] = (),
         alert_off: bool = False,
+        user_language: str | None = None,
     ) -> WatchResult:
         """Subscribe a channel. IotError propagates: the caller shows it to the person.
         Watching again with an alert sets (or replaces) the existing watch's alert."""
@@ -132,6 +140,7 @@ class Lifecycle:
                 expires_at=now + self.settings.max_days * DAY,
                 alert_rule=alert.text if alert else None,
                 notify=notify,
+                created_by_language=user_language,
             )
             outcome = Outcome.CREATED if created else Outcome.EXISTS
             if (
@@ -237,7 +246,9 @@ class Lifecycle:
         status = result.job.job_status
         if transitions or shown != status:
             known = counts.peek()
-            card = self.card(watch, result, ended=finished, counts=Counts(known) if known else None)
+            lang = await self.channel_language(watch.channel_id)
+            shown_counts = Counts(known) if known else None
+            card = self.card(watch, result, lang=lang, ended=finished, counts=shown_counts)
             if await self.poster.update(watch.channel_id, watch.card_ts or "", card):
                 await self.store.change_watch(watch.id, WatchChange(card_status=status))
             elif finished:
@@ -266,8 +277,10 @@ class Lifecycle:
             return
         # A recovery is a quiet note in the thread: no mention, no broadcast.
         number = current.alerts_sent + (1 if decision.fire else 0)
+        lang = await self.channel_language(current.channel_id)
         message = self.renderer.render(
             "alert",
+            lang=lang,
             job=result.job,
             job_id=watch.job_id,
             rule=rule,
@@ -286,7 +299,7 @@ class Lifecycle:
             watch_values={"alerting": decision.alerting, "alerts_sent": number},
         )
         if current.card_ts:
-            card = self.card(current, result, counts=Counts(task_counts))
+            card = self.card(current, result, lang=lang, counts=Counts(task_counts))
             await self.poster.update(current.channel_id, current.card_ts, card)
 
     async def _post_transition(
@@ -302,11 +315,12 @@ class Lifecycle:
         summary_due = transition.final and known is None
         if summary_due:  # recorded first: a crash before the edit leaves it to redo
             await self.store.begin_post(watch.id, "summary", transition.key, self._clock())
+        lang = await self.channel_language(watch.channel_id)
         ts = await self.delivery.deliver(
             watch,
             "transition",
             transition.key,
-            self._transition(watch, result, transition, known, loading=summary_due),
+            self._transition(watch, result, transition, known, lang=lang, loading=summary_due),
             thread_ts=watch.card_ts,
             broadcast=transition.final and not watch.quiet,
             told_status=transition.to_status,
@@ -383,7 +397,10 @@ class Lifecycle:
         if entry.state == "posted":
             return True
         task_counts, counts_error = summary
-        filled = self._transition(watch, result, transition, task_counts, error=counts_error)
+        lang = await self.channel_language(watch.channel_id)
+        filled = self._transition(
+            watch, result, transition, task_counts, lang=lang, error=counts_error
+        )
         if not await self.poster.update(watch.channel_id, ts, filled):
             return False
         await self.store.finish_post(entry.id, ts, self._clock(), watch_id=watch.id)
@@ -414,11 +431,13 @@ class Lifecycle:
         transition: Transition,
         counts: TaskCounts | None,
         *,
+        lang: str,
         loading: bool = False,
         error: IotError | None = None,
     ) -> Message:
         return self.renderer.render(
             "transition",
+            lang=lang,
             job=result.job,
             job_id=watch.job_id,
             t=transition,
@@ -429,13 +448,20 @@ class Lifecycle:
         )
 
     def card(
-        self, watch: Watch, result: JobResult, *, ended: bool = False, counts: Counts | None = None
+        self,
+        watch: Watch,
+        result: JobResult,
+        *,
+        lang: str,
+        ended: bool = False,
+        counts: Counts | None = None,
     ) -> Message:
-        """The watched card: the job card plus how it is watched (or that it no longer is).
-        ``counts`` None leaves device results off."""
+        """The watched card in ``lang``: the job card plus how it is watched (or that it no
+        longer is). ``counts`` None leaves device results off."""
         return job_card(
             self.renderer,
             result,
+            lang=lang,
             ref=JobRef(watch.job_id, watch.instance_id, watch_id=watch.id),
             instance_id=watch.instance_id,
             demo=self.demo,
@@ -451,16 +477,18 @@ class Lifecycle:
 
     async def post_card(self, watch: Watch, result: JobResult) -> None:
         shows = {"card_status": result.job.job_status}
-        card = self.card(watch, result)
+        card = self.card(watch, result, lang=await self.channel_language(watch.channel_id))
         await self.delivery.deliver(watch, "card", "card", card, thread_ts=None, watch_values=shows)
 
     async def _end(
         self, watch: Watch, reason: str, *, result: JobResult | None = None, **context: object
     ) -> None:
         """End a watch, saying why in its thread (when it has one), and mark its card."""
+        lang = await self.channel_language(watch.channel_id)
         if watch.card_ts and reason != "finished":
             message = self.renderer.render(
                 "watch_note",
+                lang=lang,
                 reason=reason,
                 watch=watch,
                 demo=self.demo,
@@ -473,7 +501,7 @@ class Lifecycle:
             result = result or await self._last_read(watch)
             if result is not None:
                 with contextlib.suppress(ChannelUnavailable, SlackApiError):
-                    card = self.card(watch, result, ended=True)
+                    card = self.card(watch, result, lang=lang, ended=True)
                     await self.poster.update(watch.channel_id, watch.card_ts, card)
         await self.store.end_watch(watch.id, reason, self._clock())
 
@@ -491,7 +519,11 @@ class Lifecycle:
         entry = await self.store.begin_post(watch.id, "dm", error, self._clock())
         if not entry.fresh:  # already told about this pause
             return
-        message = self.renderer.render("watch_paused", watch=watch, error=error, demo=self.demo)
+        # A DM only its creator reads: in their language (known when they set it up).
+        lang = watch.created_by_language or self.language
+        message = self.renderer.render(
+            "watch_paused", lang=lang, watch=watch, error=error, demo=self.demo
+        )
         if await self.poster.direct_message(watch.created_by, message):
             await self.store.finish_post(entry.id, "dm", self._clock(), watch_id=watch.id)
 

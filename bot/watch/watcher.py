@@ -42,6 +42,7 @@ class Watcher:
         settings: WatchSettings,
         *,
         demo: bool = False,
+        language: str = "en",
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -64,6 +65,7 @@ class Watcher:
             settings,
             self._wake,
             demo=demo,
+            language=language,
             clock=clock,
         )
         scheduler = Scheduler(store, service, lifecycle, budget, settings, self._wake, clock=clock)
@@ -82,6 +84,7 @@ class Watcher:
         self.watch = lifecycle.watch
         self.unwatch = lifecycle.unwatch
         self.card = lifecycle.card
+        self.channel_language = lifecycle.channel_language
         self.poll = scheduler.poll
         self.tick = scheduler.tick
         self.run = scheduler.run

@@ -210,6 +210,8 @@ function applyState(raw) {
   const fresh = findNewMessages(data, first);
   S.data = data;
   S.version = data.version;
+  // The reader's language, so the browser picks Japanese or Chinese glyph shapes.
+  document.documentElement.lang = readerLocale();
   S.epoch = JSON.stringify([data.users, data.groups, data.channels.map((c) => [c.id, c.name, c.is_dm]), data.bot.name]);
   const v = S.view;
   if (!v || (v.kind === 'channel' && !channelById(v.id))) {
@@ -1402,7 +1404,16 @@ function formatSlackDate(unix, format) {
   return bad ? null : out;
 }
 
+// Slack writes a date token in the reader's Slack language: English as Slack's own
+// English client does, any other locale through the browser's Intl for that locale.
+function readerLocale() {
+  const loc = S.data && typeof S.data.me.locale === 'string' ? S.data.me.locale : 'en-US';
+  return /^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(loc) ? loc : 'en-US';
+}
+
 function dateWord(d, tok, now) {
+  const loc = readerLocale();
+  if (!loc.toLowerCase().startsWith('en')) return localDateWord(d, tok, now, loc);
   const y = d.getFullYear();
   const day = d.getDate();
   const monthLong = () => dtf('en-US', { month: 'long' }).format(d);
@@ -1430,6 +1441,37 @@ function dateWord(d, tok, now) {
       return dtf(undefined, { hour: 'numeric', minute: '2-digit', second: '2-digit' }).format(d);
     case 'ago':
       return ago(d, now);
+    default:
+      return null;
+  }
+}
+
+function localDateWord(d, tok, now, loc) {
+  const rel = dayNumber(d) - dayNumber(now);
+  switch (tok) {
+    case 'date_num':
+      return `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`;
+    case 'date':
+      return dtf(loc, { year: 'numeric', month: 'long', day: 'numeric' }).format(d);
+    case 'date_short':
+      return dtf(loc, { year: 'numeric', month: 'short', day: 'numeric' }).format(d);
+    case 'date_long':
+      return dtf(loc, { year: 'numeric', month: 'long', day: 'numeric', weekday: 'long' }).format(d);
+    case 'date_pretty':
+    case 'date_short_pretty':
+    case 'date_long_pretty':
+      if (Math.abs(rel) <= 1) return new Intl.RelativeTimeFormat(loc, { numeric: 'auto' }).format(rel, 'day');
+      return localDateWord(d, tok.replace('_pretty', ''), now, loc);
+    case 'time':
+      return dtf(loc, { hour: 'numeric', minute: '2-digit' }).format(d);
+    case 'time_secs':
+      return dtf(loc, { hour: 'numeric', minute: '2-digit', second: '2-digit' }).format(d);
+    case 'ago': {
+      const secs = Math.round((d.getTime() - now.getTime()) / 1000);
+      const unit = AGO_UNITS.find(([, size]) => Math.abs(secs) >= size);
+      const words = new Intl.RelativeTimeFormat(loc, { numeric: 'auto' });
+      return unit ? words.format(Math.trunc(secs / unit[1]), unit[0]) : words.format(0, 'second');
+    }
     default:
       return null;
   }
