@@ -87,7 +87,7 @@ def naive_app(runtime: Runtime) -> AsyncApp:
             await ack(text="usage: /otajob <JobId>")
             return
         ref = JobRef(parsed.job_id, parsed.instance_id)
-        reply = await job_reply(runtime.deps, ref, fresh=True)
+        reply = await job_reply(runtime.deps, ref, lang="en", fresh=True)
         await ack(response_type="ephemeral", **reply.message.as_kwargs())
 
     return app

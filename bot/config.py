@@ -67,8 +67,9 @@ class Settings(IotSettings):
     watch_qps_share: float = Field(default=0.5, gt=0, le=1)
     watch_max_days: float = Field(default=14.0, gt=0)
 
-    # The language of posts in channels that chose none (`/otajob language`), and of
-    # replies to people whose Slack language otajob does not speak: en, ja or zh.
+    # The language of posts in channels that chose none (`/otajob language`): en, ja or
+    # zh. People whose Slack language otajob cannot read or does not speak get their
+    # channel's language, so this one when the channel chose none.
     otajob_language: str = "en"
 
     # Triage: how many failed devices one listing reads at most (100 per call).

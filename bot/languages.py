@@ -42,6 +42,12 @@ _WORDS = {
 }
 
 
+def spoken(language: str | None, default: str) -> str:
+    """``language`` if otajob speaks it (a stored setting may predate a removed one),
+    else ``default``."""
+    return language if language in NAMES else default
+
+
 def language_word(word: str) -> str | None:
     """``ja`` / ``日本語`` / ``zh`` / ``zh-CN`` / ``en`` -> a supported language, else None."""
     return _WORDS.get(word.strip().lower())

@@ -69,6 +69,31 @@ _UNITS = (
 )
 NOT_APPLICABLE = _n_("n/a")
 
+# What a person reads for an error whose message is otajob's own diagnostic (not the
+# API's text): words for its Code, in their language. The diagnostic goes to the log.
+OWN_ERROR_WORDS = {
+    "Timeout": _n_("No complete answer came in time."),
+    "ConnectionError": _n_("Could not connect to Alibaba Cloud's endpoint."),
+    "ConnectionLost": _n_("The connection broke before the answer was complete."),
+    "InvalidResponse": _n_("The answer was not the JSON the API documents."),
+    "CredentialsUnavailable": _n_("No usable Alibaba Cloud credentials were found."),
+    "Unexpected": _n_("An unexpected error inside otajob: its log says more."),
+}
+UNREADABLE_HTTP = _n_("The endpoint answered HTTP %(status)s without the API's JSON.")
+
+
+def error_text(error: Any, speaker: Speaker) -> str:
+    """An error's message as a person reads it: the API's own text as it is; otajob's
+    diagnostics as words for their Code."""
+    if getattr(error, "api_message", True):
+        return error.message
+    words = OWN_ERROR_WORDS.get(error.code)
+    if words:
+        return speaker.gettext(words)
+    if error.code.startswith("HTTP") and error.http_status:
+        return speaker.gettext(UNREADABLE_HTTP, status=error.http_status)
+    return error.message
+
 
 def duration(value: timedelta | float | None, gettext: Callable[[str], str] = _n_) -> str:
     """``3 h 12 min`` (``3 時間 12 分`` in Japanese): the two largest units."""
@@ -181,10 +206,6 @@ class Renderer:
         self.catalogues = catalogues or Catalogues.load()
         self._envs: dict[tuple[str, bool], Environment] = {}
 
-    @property
-    def languages(self) -> tuple[str, ...]:
-        return tuple(self.catalogues.by_language)
-
     def _env(self, lang: str, blocks: bool) -> Environment:
         key = (lang if lang in self.catalogues.by_language else ENGLISH, blocks)
         env = self._envs.get(key)
@@ -218,6 +239,7 @@ class Renderer:
             duration=lambda value: duration(value, speaker.word),
             num=number,
             pct=lambda value: percent(value, speaker.word),
+            error_text=lambda error: error_text(error, speaker),
             # In a terminal nothing is parsed as markup: cut without escaping.
             cut=cut if blocks else plain,
         )
@@ -227,6 +249,10 @@ class Renderer:
             ngettext=speaker.ngettext,
             pgettext=speaker.pgettext,
             lang=lang,
+            # Between two sentences: a space in English; none after 。 in Japanese and
+            # Chinese, whose full stops carry their own. (Not before a sentence that may
+            # open with markup: Slack needs a space before a `code` or *bold* span.)
+            gap="" if lang in ("ja", "zh_CN") else " ",
             date=slack_date,
             channel=channel_link,
             epoch=_from_epoch,

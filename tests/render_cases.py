@@ -11,6 +11,7 @@ words; :func:`hostile_data` fills every place with the longest, nastiest text in
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from bot.failures import page_of
 from bot.iot.errors import IotApiError
 from bot.iot.models import JobSummary, OtaJob, OtaTask, TaskCounts
 from bot.iot.service import Failures
+from bot.job_ref import JobRef
 from bot.languages import NAMES
 from bot.render import Renderer
 from bot.watch.alerts import AlertRule
@@ -103,6 +105,20 @@ def hostile_data(length: int = 5000) -> Data:
     return Data(**{f.name: text for f in fields(Data)})
 
 
+# A button's value is written by the app (bot/job_ref.py, bot/slack/triage.py), not taken
+# from data: the longest it writes holds a 64-character JobId and instance ID, a page
+# number and a Slack name. Data never reaches a value unchecked.
+LONGEST_ID = "J" * 64
+
+
+def button_value(page: int | None = None, shared: bool = False) -> str:
+    """A card's button (``shared``: a card shared in a channel, which names who shared it),
+    a listing's page button (``page``), or a list's Open button (neither)."""
+    ref = JobRef(LONGEST_ID, "iot-" + "i" * 60, shared_by="n" * 80 if shared else None)
+    value = json.loads(ref.to_value())
+    return json.dumps(value | ({"page": page} if page is not None else {}))
+
+
 def injected(data: Data = FRIENDLY) -> list[str]:
     """Every string the cases put into templates as data, longest first."""
     values = {getattr(data, f.name) for f in fields(Data)}
@@ -118,6 +134,8 @@ def render_case(renderer: Renderer, name: str, context: dict[str, Any], lang: st
         return renderer.text(template, lang=lang, **context)
     if name in VIEWS:
         return renderer.view(template, lang=lang, **context)
+    if name == "job_list.json":  # as bot/slack/triage.py renders it: as many as fit
+        return renderer.render_fitting(template, context["jobs"][:20], lang=lang, **context)
     return renderer.render(template, lang=lang, **context)
 
 
@@ -471,7 +489,7 @@ def _failed(d: Data) -> list[tuple[str, dict]]:
             "page": page_of(tasks, page),
             "top_reasons": 8,
             "can_reupgrade": can,
-            "nav_value": lambda n: f"{d.typed}{n}",
+            "nav_value": lambda n: button_value(page=n),
             "demo": demo,
         }
 
@@ -577,7 +595,7 @@ def _job_card(d: Data) -> list[tuple[str, dict]]:
         "demo": False,
         "shared_by": None,
         "buttons": every_button,
-        "button_value": d.typed,
+        "button_value": button_value(shared=True),
     }
     counts_variants = [
         {"counts": COUNTS},
@@ -668,7 +686,7 @@ def _job_list(d: Data) -> list[tuple[str, dict]]:
                 "request_ids": request_ids,
                 "instance_id": instance,
                 "searched": searched,
-                "open_value": lambda job_id: f"{d.typed}{job_id}",
+                "open_value": lambda job_id: button_value(),
                 "demo": i % 2 == 1,
             }
             | subject,

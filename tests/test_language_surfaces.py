@@ -11,8 +11,9 @@ import json
 import pytest
 
 from bot.emulator import fixtures
+from bot.job_ref import JobRef
 from bot.slack.language import KNOWN_SECONDS, UNKNOWN_SECONDS, Languages
-from tests.surfaces import answer, command, dump, handled
+from tests.surfaces import answer, click, command, dump, handled
 
 JOB = "LangJob000000000000000001"
 CHANNEL = "C123"
@@ -93,13 +94,23 @@ async def test_a_chinese_users_failure_listing_is_in_chinese(runtime, fake_slack
     csv_button = next(b for b in buttons if b["action_id"] == "failed_csv")
     assert "CSV" in csv_button["text"]["text"] and "all" not in csv_button["text"]["text"]
 
-    from tests.surfaces import click
-
+    # The CSV shared in the channel speaks the channel's language (here the workspace's,
+    # English); sent by DM when the channel will not take it, the person's.
     await click(runtime, fake_slack, "failed_csv", csv_button["value"], user_id=ZH_USER)
     await handled()
-    (upload,) = fake_slack.files
-    header = next(csv.reader(io.StringIO(upload["content"].decode("utf-8-sig"))))
-    assert header[0] == "设备名称 (DeviceName)" and header[-1] == "失败原因 (TaskDesc)"
+    fake_slack.fail_next("files.completeUploadExternal", "channel_not_found")
+    await click(runtime, fake_slack, "failed_csv", csv_button["value"], user_id=ZH_USER, key="b2")
+    await handled()
+    in_channel, by_dm = fake_slack.files
+    assert in_channel["channel_id"] == CHANNEL and by_dm["channel_id"].startswith("D")
+    assert csv_header(in_channel)[0] == "DeviceName"
+    assert csv_header(by_dm)[0] == "设备名称 (DeviceName)"
+    assert csv_header(by_dm)[-1] == "失败原因 (TaskDesc)"
+    assert "失败" in by_dm["title"] and "Failed devices" in in_channel["title"]
+
+
+def csv_header(upload: dict) -> list[str]:
+    return next(csv.reader(io.StringIO(upload["content"].decode("utf-8-sig"))))
 
 
 async def test_a_channel_set_to_japanese_gets_japanese_watch_posts(runtime, fake_slack, emulator):
@@ -207,3 +218,26 @@ async def test_a_person_s_language_is_kept_an_hour_and_a_refusal_five_minutes(ru
     assert len(fake_slack.calls_to("users.info")) == 2
     now[0] += 2
     assert languages.known(JA_USER) is None  # an hour on: read again at the next request
+
+
+async def test_the_cancel_dialog_opens_at_once_then_speaks_the_admins_language(
+    emulator, fake_slack, started
+):
+    """The dialog opens before the admin's language is looked up (its trigger lasts three
+    seconds), in the workspace's; what it says once the batch is read, its buttons and
+    the refusal a submission may get are in the admin's language."""
+    emulator.add_job(fixtures.make_job(JOB))
+    fake_slack.directory.add_user(JA_USER, "taro", locale="ja-JP")
+    runtime = await started(OTAJOB_ACTIONS="cancel", OTAJOB_ADMINS=JA_USER)
+    card = fixtures.make_job(JOB)  # the card's Cancel button carries this JobRef
+
+    await click(
+        runtime, fake_slack, "job_cancel", JobRef(card["JobId"]).to_value(), user_id=JA_USER
+    )
+    (opened,) = await fake_slack.wait_for_calls("views.open")
+    assert opened.args["view"]["title"]["text"] != ""  # in the workspace's language
+    (update,) = await fake_slack.wait_for_calls("views.update")
+    view = fake_slack.views[update.args["view_id"]]
+    words = json.dumps(view, ensure_ascii=False)
+    assert "キャンセル" in view["submit"]["text"] and "Cancel rollout" not in words
+    assert json.loads(view["private_metadata"])["lang"] == "ja"

@@ -23,7 +23,7 @@ from bot.languages import (
     language_word,
 )
 from bot.mrkdwn import slack_escape
-from bot.render import Message, Renderer, RenderError
+from bot.render import Message, Renderer
 from fakes.block_kit import message_errors, view_errors
 from tests.helpers import ROOT, texts_in
 from tests.render_cases import (
@@ -289,12 +289,8 @@ ALLOWED = frozenset(
         *("DM", "App"),
     }
 )
-# And in one template each: the CSV's columns name the API's fields after their words, and
-# the states `only` takes are command keywords, never translated (GLOSSARY.md).
-ALLOWED_IN = {
-    "csv_header.txt": frozenset(CSV_COLUMNS),
-    "bad_input.json": frozenset({"scheduled", "started", "completed", "canceled"}),
-}
+# And in the CSV's header: its columns name the API's fields after their words.
+ALLOWED_IN = {"csv_header.txt": frozenset(CSV_COLUMNS)}
 # A word: two or more Latin letters on their own. Identifiers with digits or underscores
 # (IDs, environment variables such as OTAJOB_FAILED_MAX, error codes) are not words.
 WORD = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z]{2,}(?![A-Za-z0-9_])")
@@ -388,21 +384,6 @@ LONGEST_RENDERER = Renderer(
     )
 )
 HOSTILE_CASES = build_cases(hostile_data())
-# With 5,000 characters in every field these go over the 12,000 characters of JSON a message
-# may have (bot/blockkit.py) in any language, English too: a template that cuts too little,
-# not a translation. Each fails with RenderError; remove it here once its template fits.
-OVER_BUDGET = {
-    "failed.json/middle_page_many_reasons",
-    "job.json/full",
-    "job.json/planned_dynamic_gray",
-    "job.json/completed_all_devices",
-    "job.json/canceled_unknown_values",
-    "job.json/unknown_status_bare",
-    "job.json/counts_0",
-    "job.json/counts_1",
-    "job_list.json/firmware_over_twenty",
-    "job_list.json/firmware_twenty_one",
-}
 # Slack's limits on plain_text a template cuts with |plain(n): a cut one ends in "…" at n.
 LIMITS = {"header": 150, "button": 75, "option": 75, "title": 100, "confirm": 30, "modal": 24}
 
@@ -418,17 +399,7 @@ def test_the_longest_language_is_the_longest() -> None:
 
 @pytest.mark.parametrize(
     ("case_id", "name", "context"),
-    [
-        pytest.param(
-            *case,
-            marks=pytest.mark.xfail(
-                raises=RenderError, strict=True, reason="too big even in English (OVER_BUDGET)"
-            )
-            if case[0] in OVER_BUDGET
-            else (),
-        )
-        for case in HOSTILE_CASES
-    ],
+    [case for case in HOSTILE_CASES],
     ids=CASE_IDS,
 )
 def test_longest_words_with_longest_data_fit(case_id, name, context) -> None:

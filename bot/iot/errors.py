@@ -37,6 +37,10 @@ class IotError(Exception):
     # re-upgrade): True unless the error shows the call was refused or never sent. An
     # error of unknown origin says True, the safe assumption.
     may_have_run = True
+    # Whether ``message`` is the API's own text (shown as it is, untranslated), rather
+    # than otajob's diagnostic (host names, exception names: for the log; a person reads
+    # words for its Code instead, bot/render.py).
+    api_message = False
 
     def __init__(
         self,
@@ -125,7 +129,9 @@ def api_error(
         cls = IotUnavailable
     else:
         cls = IotApiError
-    return cls(code, message, request_id, http_status, retry_after)
+    error = cls(code, message, request_id, http_status, retry_after)
+    error.api_message = True
+    return error
 
 
 def error_kind(error: IotError) -> str:

@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from ..config import Settings, split_list
+from ..languages import NAMES
 from ..render import Message, Renderer
 from .language import Languages
 
@@ -164,6 +165,7 @@ def register(
         # person not allowed): the person's language if it is known, else the workspace's.
         lang = (user and languages.known(user)) or languages.default
         if body.get("type") == "view_submission":  # the dialog stays open and says why
+            lang = dialog_language(body) or lang
             refusal = renderer.text("dialog_refusal", lang=lang, reason=reason).strip()
             errors = {VIEW_ERROR_BLOCK: refusal}
             return BoltResponse(
@@ -186,6 +188,16 @@ def register(
             _pending.add(task)
             task.add_done_callback(_pending.discard)
         return BoltResponse(status=200, body="")
+
+
+def dialog_language(body: dict[str, Any]) -> str | None:
+    """The language a dialog was opened in, kept in its private_metadata (no I/O)."""
+    try:
+        private = json.loads((body.get("view") or {}).get("private_metadata") or "{}")
+    except ValueError:
+        return None
+    lang = private.get("lang") if isinstance(private, dict) else None
+    return lang if isinstance(lang, str) and lang in NAMES else None
 
 
 _pending: set[asyncio.Task[None]] = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -54,8 +54,13 @@ def on_click(
     deps: Deps,
     action_id: str | re.Pattern[str],
     parse: Callable[[str | None], R | None],
+    *,
+    look_up_language: bool = True,
 ) -> Callable[[Callable[[R, Click], Awaitable[None]]], Callable[[R, Click], Awaitable[None]]]:
-    """Register ``handler(value, click)`` for ``action_id``; ``parse`` reads the value."""
+    """Register ``handler(value, click)`` for ``action_id``; ``parse`` reads the value.
+    The clicker's language is looked up first (up to LOOKUP_SECONDS), unless the handler
+    has something more urgent (a dialog to open within its trigger's three seconds): it
+    then starts with the language already known, else the workspace's."""
 
     def decorate(
         handler: Callable[[R, Click], Awaitable[None]],
@@ -69,7 +74,12 @@ def on_click(
             client: AsyncWebClient,
         ) -> None:
             await ack()
-            asker = await deps.languages.asker(asker_of(body), body)
+            asker = asker_of(body)
+            if look_up_language:
+                asker = await deps.languages.asker(asker, body)
+            else:
+                known = deps.languages.known(asker.user_id) or deps.languages.default
+                asker = replace(asker, lang=known)
             value = parse(action.get("value"))
             if value is None:
                 await say_stale(deps, respond, asker.lang)

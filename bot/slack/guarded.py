@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from ..iot.errors import IotError
 from ..job_ref import JobRef
 from ..render import Message, Renderer
+from .access import dialog_language
 from .action_record import Action
 from .asker import Asker
 from .buttons import Click, asker_of, on_click
@@ -62,21 +63,19 @@ async def open_cancel_dialog(
     trigger_id: str,
     say: Callable[[Message], Awaitable[None]],
 ) -> None:
-    """Open the dialog at once (a trigger_id lasts three seconds), then fill in what will be
-    canceled once the batch and its counts are read."""
-    # The dialog's language goes with it: a refusal on submission is written at the ack,
-    # in the language the dialog speaks, with no lookup.
-    private = json.dumps(
-        {
-            "job": ref.job_id,
-            "instance": ref.instance_id,
-            "channel": asker.channel_id,
-            "lang": asker.lang,
-        }
-    )
+    """Open the dialog at once (a trigger_id lasts three seconds), in the language known
+    for the person (else the workspace's), then fill in what will be canceled once the
+    batch and its counts are read, in their language looked up meanwhile."""
+
+    def private_of(lang: str) -> str:
+        # The dialog's language goes with it: a refusal on submission is written at the
+        # ack, in the language the dialog speaks, with no lookup.
+        where = {"job": ref.job_id, "instance": ref.instance_id, "channel": asker.channel_id}
+        return json.dumps(where | {"lang": lang})
+
     lang = asker.lang
     loading = deps.renderer.view(
-        "cancel_modal", lang=lang, loading=True, private=private, demo=deps.demo
+        "cancel_modal", lang=lang, loading=True, private=private_of(lang), demo=deps.demo
     )
     try:
         opened = await client.views_open(trigger_id=trigger_id, view=loading)
@@ -85,9 +84,10 @@ async def open_cancel_dialog(
         await say(deps.renderer.render("note", lang=lang, kind="dialog_failed", demo=deps.demo))
         return
     view_id = opened["view"]["id"]
+    lang = (await deps.languages.asker(asker)).lang
     context: dict[str, Any] = {
         "loading": False,
-        "private": private,
+        "private": private_of(lang),
         "demo": deps.demo,
         "now": time.time(),
     }
@@ -176,7 +176,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
         message = deps.renderer.render("refused", lang=lang, reason=reason, demo=deps.demo)
         await _say(respond, message)
 
-    @on_click(app, deps, "job_cancel", JobRef.from_value)
+    # The dialog must open within its trigger's three seconds: the language lookup waits.
+    @on_click(app, deps, "job_cancel", JobRef.from_value, look_up_language=False)
     async def cancel_clicked(ref: JobRef, click: Click) -> None:
         reason = await _refuse(deps, "cancel", click.asker.user_id)
         if reason:
@@ -200,8 +201,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             )
         except (ValueError, KeyError, TypeError):
             ref, private = None, {}
-        spoken = str(private.get("lang") or "")
-        lang = spoken if spoken in deps.renderer.languages else deps.languages.default
+        lang = dialog_language(body) or deps.languages.default
         reason = await _refuse(deps, "cancel", asker.user_id)
         if reason or ref is None:
             # The dialog stays open and says why; nothing is canceled.

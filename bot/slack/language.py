@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..db import Store
-from ..languages import NAMES, language_of_locale
+from ..languages import NAMES, language_of_locale, spoken
 from .asker import Asker
 
 if TYPE_CHECKING:
@@ -76,11 +76,9 @@ class Languages:
         return entry[0] if entry else None
 
     async def of_channel(self, channel_id: str | None) -> str:
-        if channel_id:
-            chosen = await self._store.channel_language(channel_id)
-            if chosen in NAMES:
-                return chosen
-        return self.default
+        if not channel_id:
+            return self.default
+        return spoken(await self._store.channel_language(channel_id), self.default)
 
     async def of_person(
         self,

@@ -144,18 +144,23 @@ async def upload_csv(deps: Deps, ref: PageRef, asker: Asker, respond: AsyncRespo
         await ephemeral(respond)(message)
         return
     n = len(failures.tasks)
-    # The file is the asker's: its words (header, title, comment) are in their language.
-    words = dict(lang=asker.lang, n=n, job_id=ref.job_id, who=asker.user_name, demo=False)
-    header = deps.renderer.text("csv_header", lang=asker.lang).split("\n")
-    where = await deps.poster.upload(
-        asker.channel_id,
-        asker.user_id,
-        content=failure_pages.to_csv(failures.tasks, header),
-        filename=f"otajob-{ref.job_id}-failed.csv",
-        title=deps.renderer.render("note", kind="csv_title", **words).text,
-        # A name, not a mention: asking for a file must not ping anyone.
-        comment=deps.renderer.render("note", kind="csv_comment", **words).text,
-    )
+    # Shared in the channel, its words (header row, title, comment) are in the channel's
+    # language; sent by DM, in the asker's.
+    channel_lang = await deps.languages.of_channel(asker.channel_id)
+
+    def file(dm: bool) -> dict[str, Any]:
+        lang = asker.lang if dm else channel_lang
+        words = dict(lang=lang, n=n, job_id=ref.job_id, who=asker.user_name, demo=False)
+        header = deps.renderer.text("csv_header", lang=lang).split("\n")
+        return {
+            "content": failure_pages.to_csv(failures.tasks, header),
+            "filename": f"otajob-{ref.job_id}-failed.csv",
+            "title": deps.renderer.render("note", kind="csv_title", **words).text,
+            # A name, not a mention: asking for a file must not ping anyone.
+            "initial_comment": deps.renderer.render("note", kind="csv_comment", **words).text,
+        }
+
+    where = await deps.poster.upload(asker.channel_id, asker.user_id, file)
     kind = "csv_here" if where == asker.channel_id else "csv_in_dm" if where else "csv_nowhere"
     note = deps.renderer.render("note", lang=asker.lang, kind=kind, n=n, demo=deps.demo)
     await ephemeral(respond)(note)
@@ -227,8 +232,10 @@ def _job_list(
     """``searched``: the device lookup across the newest packages (DeviceJobs without a
     FirmwareId), said under the list; None otherwise."""
     defaults = {"product_key": "", "device_name": "", "firmware_id": ""}
-    return deps.renderer.render(
+    # At most 20 shown, fewer if that many would pass Slack's message size.
+    return deps.renderer.render_fitting(
         "job_list",
+        jobs[:20],
         lang=lang,
         jobs=jobs,
         total=total,

@@ -65,7 +65,11 @@ async def watch(deps: Deps, request: WatchJob, asker: Asker, respond: AsyncRespo
     if outcome == Outcome.FINISHED:  # nothing to watch: show the final card instead
         lang = await deps.languages.of_channel(target)  # posted for everyone there
         ref = JobRef(request.job_id, request.instance_id)
-        card = (await job_reply(deps, ref, lang=lang, refusal_lang=asker.lang)).message
+        reply = await job_reply(deps, ref, lang=lang, refusal_lang=asker.lang)
+        card = reply.message
+        if not reply.ok:  # Alibaba Cloud's refusal is the asker's alone, never the channel's
+            await ephemeral(respond)(card)
+            return
         if target == asker.channel_id:
             await respond(response_type="in_channel", replace_original=False, **card.as_kwargs())
         else:

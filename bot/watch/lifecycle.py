@@ -20,6 +20,7 @@ from ..iot.models import FINISHED_STATUSES, JobResult, OtaJob, TaskCounts
 from ..iot.quota import Priority
 from ..iot.service import OtaService
 from ..job_ref import JobRef
+from ..languages import spoken
 from ..render import Message, Renderer, job_card
 from .alerts import AlertRule, step
 from .budget import Budget, WatchSettings
@@ -93,7 +94,7 @@ class Lifecycle:
     async def channel_language(self, channel_id: str) -> str:
         """The language posts in ``channel_id`` are written in (read at each post, so
         `/otajob language` applies from the next one, on every replica)."""
-        return await self.store.channel_language(channel_id) or self.language
+        return spoken(await self.store.channel_language(channel_id), self.language)
 
     async def aclose(self) -> None:
         """Stop filling in summaries (a later poll, or the next start, finishes them)."""

@@ -10,6 +10,7 @@ The protocol around it (the outbox intent, the search, the post, the record) is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -155,17 +156,15 @@ class SlackPoster:
             return False
 
     async def upload(
-        self, channel: str, user: str, *, content: bytes, filename: str, title: str, comment: str
+        self, channel: str, user: str, file: Callable[[bool], dict[str, Any]]
     ) -> str | None:
         """Upload a file to ``channel`` (joining a public one if needed), else to the app's
-        DM with ``user``. Returns where it went (a channel ID), or None if nowhere would
-        take it."""
-        kwargs = {"content": content, "filename": filename, "title": title}
+        DM with ``user``. ``file(dm)`` gives its ``content``, ``filename``, ``title`` and
+        ``initial_comment``: for the channel, or (``dm`` True) for that person alone.
+        Returns where it went (a channel ID), or None if nowhere would take it."""
         for attempt in (1, 2):
             try:
-                await self.client.files_upload_v2(
-                    channel=channel, initial_comment=comment, **kwargs
-                )
+                await self.client.files_upload_v2(channel=channel, **file(False))
                 return channel
             except SlackApiError as exc:
                 error = _error(exc)
@@ -179,7 +178,7 @@ class SlackPoster:
         try:
             opened = await self.client.conversations_open(users=user)
             dm = str((opened.get("channel") or {}).get("id") or "")
-            await self.client.files_upload_v2(channel=dm, initial_comment=comment, **kwargs)
+            await self.client.files_upload_v2(channel=dm, **file(True))
             return dm
         except SlackClientError as exc:
             log.warning("could not upload to %s's DM either: %s", user, exc)
