@@ -12,7 +12,7 @@ import pytest
 
 from bot.emulator import fixtures
 from bot.job_ref import JobRef
-from bot.slack.language import KNOWN_SECONDS, UNKNOWN_SECONDS, Languages
+from bot.slack.language import KNOWN_SECONDS, UNKNOWN_SECONDS, Languages, payload_locale
 from tests.surfaces import answer, click, command, dump, handled
 
 JOB = "LangJob000000000000000001"
@@ -241,3 +241,13 @@ async def test_the_cancel_dialog_opens_at_once_then_speaks_the_admins_language(
     words = json.dumps(view, ensure_ascii=False)
     assert "キャンセル" in view["submit"]["text"] and "Cancel rollout" not in words
     assert json.loads(view["private_metadata"])["lang"] == "ja"
+
+
+async def test_a_locale_on_the_payload_needs_no_lookup(runtime, fake_slack):
+    """Where Slack puts the person's locale on the request itself, it is used as it is."""
+    languages = runtime.deps.languages
+    body = {"user": {"id": ZH_USER, "locale": "zh-CN"}}
+    assert payload_locale(body) == "zh-CN" and payload_locale({"locale": "ja-JP"}) == "ja-JP"
+    assert await languages.of_person(ZH_USER, CHANNEL, body) == "zh_CN"
+    assert languages.known(ZH_USER) == "zh_CN"
+    assert fake_slack.calls_to("users.info") == []
