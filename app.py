@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import os
 import sys
 
 import localchat
 from bot.config import ConfigError, load_env_file, load_settings
-from bot.runtime import build_runtime
+from bot.logs import configure_logging
+from bot.runtime import build_runtime, default_client_id
 from bot.server import serve
 
 
@@ -27,9 +27,8 @@ async def main() -> None:
         await run_local(os.environ)
         return
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    replica = settings.iot_push_client_id or default_client_id()
+    configure_logging(settings.log_level, settings.log_format, replica)
     await serve(await build_runtime(settings))
 
 

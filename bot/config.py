@@ -39,6 +39,7 @@ class IotSettings(BaseSettings):
 
     otajob_demo: bool = False  # answer from the built-in emulator; every message says so
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line, for pipelines
 
     @property
     def iot_base_url(self) -> str:

@@ -22,18 +22,21 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .config import IotSettings, Settings
+from .config import ConfigError, IotSettings, Settings
 from .db import Store
+from .db.one_process import AnotherProcess, ProcessLock, hold_sqlite
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
 from .iot.push import PushSubscription, PushTarget
 from .iot.quota import SlidingWindowLimiter
 from .iot.service import OtaService
+from .metrics import Metrics
 from .render import Renderer
 from .slack.access import Admins, Policy
 from .slack.action_record import report_interrupted_forever
 from .slack.deps import Deps
 from .slack.language import Languages
+from .slack.slack_calls import SlackCallCounter
 from .slack.surfaces import register_all
 from .watch.poster import SlackPoster
 from .watch.watcher import Watcher, WatchSettings
@@ -67,6 +70,7 @@ async def build_iot(
     *,
     credentials: CredentialSource | None = None,
     background_share: float = 1.0,
+    metrics: Metrics | None = None,
 ) -> IotParts:
     """The signed client; in demo mode, with the emulator started in this process."""
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -101,16 +105,22 @@ async def build_iot(
         limiter=limiter,
         signature=settings.iot_signature,
         retry=RetryPolicy(total_seconds=settings.iot_retry_seconds),
+        metrics=metrics,
     )
     return IotParts(
         client, http, limiter, settings.otajob_demo, closers, emulator, credentials, push_url
     )
 
 
-def configure_web_client(client: AsyncWebClient, settings: Settings) -> None:
-    """Bolt builds the client from the token; we point it and add a 429 retry."""
+def configure_web_client(
+    client: AsyncWebClient, settings: Settings, metrics: Metrics | None = None
+) -> None:
+    """Bolt builds the client from the token; we point it and add a 429 retry (and, first,
+    the counter of every call for /metrics: Bolt copies these into each request's client)."""
     if settings.slack_api_url:  # slack_sdk joins method names onto it: keep the slash
         client.base_url = settings.slack_api_url.rstrip("/") + "/"
+    if metrics is not None:
+        client.retry_handlers.insert(0, SlackCallCounter(metrics))
     # slack_sdk retries connection errors by default; honour Retry-After on 429 too.
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
 
@@ -123,6 +133,9 @@ class Runtime:
     store: Store
     settings: Settings
     push: PushSubscription | None = None
+    lock: ProcessLock | None = None  # SQLite: this process is its only user
+    metrics: Metrics = field(default_factory=Metrics)
+    token_checked_until: float = 0.0  # /readyz: until when auth.test's yes holds
 
     # When it was built, before serving anything: on SQLite, actions begun before this
     # moment belonged to a process that is gone.
@@ -148,26 +161,38 @@ class Runtime:
         await self.deps.watcher.stop()  # lets polls and posts under way finish
         await self.store.close()
         await self.iot.aclose()
+        if self.lock is not None:
+            self.lock.release()
 
 
 async def build_runtime(
     settings: Settings, *, credentials: CredentialSource | None = None
 ) -> Runtime:
+    metrics = Metrics()
     iot = await build_iot(
-        settings, credentials=credentials, background_share=settings.watch_qps_share
+        settings,
+        credentials=credentials,
+        background_share=settings.watch_qps_share,
+        metrics=metrics,
     )
+    try:
+        lock = hold_sqlite(settings.database_url)
+    except AnotherProcess as exc:
+        await iot.aclose()
+        raise ConfigError(str(exc)) from None
     store = await Store.open(settings.database_url)
     app = AsyncApp(
         token=settings.slack_bot_token.get_secret_value(),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         process_before_response=False,  # ack first, answer through respond() after
     )
-    configure_web_client(app.client, settings)
+    configure_web_client(app.client, settings, metrics)
     service = OtaService(
         iot.client,
         cache_seconds=settings.iot_cache_seconds,
         default_instance_id=settings.iot_instance_id,
         failed_max=settings.otajob_failed_max,
+        metrics=metrics,
     )
     renderer = Renderer()
     poster = SlackPoster(app.client)
@@ -201,7 +226,16 @@ async def build_runtime(
     )
     register_all(app, deps, policy)
     push = build_push(settings, iot, watcher)
-    return Runtime(app=app, deps=deps, iot=iot, store=store, settings=settings, push=push)
+    return Runtime(
+        app=app,
+        deps=deps,
+        iot=iot,
+        store=store,
+        settings=settings,
+        push=push,
+        lock=lock,
+        metrics=metrics,
+    )
 
 
 def build_push(settings: Settings, iot: IotParts, watcher: Watcher) -> PushSubscription | None:

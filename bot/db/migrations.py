@@ -69,6 +69,14 @@ def _add_missing_columns(sync_conn: Any, table: Table) -> None:
 MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]
 
 
+async def applied_version(engine: AsyncEngine) -> int:
+    """The newest version applied to the database (0: none); raises if unreachable."""
+    async with engine.connect() as conn:
+        if not await conn.run_sync(lambda c: inspect(c).has_table(schema_version.name)):
+            return 0
+        return (await conn.execute(select(func.max(schema_version.c.version)))).scalar() or 0
+
+
 async def migrate(engine: AsyncEngine) -> int:
     """Bring the schema to the newest version; returns that version."""
     async with engine.begin() as conn:

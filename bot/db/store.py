@@ -6,7 +6,7 @@ from .action_log import ActionLogRepository
 from .channels import ChannelSettingsRepository
 from .engine import open_engine
 from .events_seen import EventsSeenRepository
-from .migrations import migrate
+from .migrations import MIGRATIONS, applied_version, migrate
 from .outbox import OutboxRepository
 from .polls import PollRepository
 from .watches import WatchRepository
@@ -45,6 +45,11 @@ class Store(
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def migrated(self) -> bool:
+        """The database answers and has every migration (for /readyz); raises if it
+        does not answer."""
+        return await applied_version(self.engine) >= len(MIGRATIONS)
 
     async def migrate(self) -> int:
         """Bring the schema to the newest version; returns that version."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any, Final
 
-from sqlalchemy import Update, insert, select, update
+from sqlalchemy import Update, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .engine import Repository
@@ -163,6 +163,16 @@ class WatchRepository(Repository):
         watch = await self.get_watch(watch_id)
         assert watch is not None
         return watch, True
+
+    async def watch_states(self) -> dict[str, int]:
+        """How many watches are in each state, ended ones left out (for /metrics)."""
+        query = (
+            select(watches.c.state, func.count())
+            .where(watches.c.state != ENDED)
+            .group_by(watches.c.state)
+        )
+        async with self.engine.connect() as conn:
+            return {state: count for state, count in (await conn.execute(query)).all()}
 
     async def get_watch(self, watch_id: int) -> Watch | None:
         async with self.engine.connect() as conn:

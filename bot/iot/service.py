@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from ..bounded import gather_bounded
+from ..metrics import Metrics
 from .client import MAX_PAGE_SIZE, REUPGRADE_BATCH, IotClient
 from .errors import IotError
 from .models import Firmware, JobResult, JobSummary, OtaTask, Page, TaskCounts
@@ -48,16 +49,22 @@ class CoalescingCache(Generic[T]):
         *,
         fresh: bool = False,
         lane: Hashable = None,
+        counted: Callable[[str], None] | None = None,
     ) -> T:
         """``lane`` keeps reads of different priorities apart in flight, so a person
-        never waits in line behind a background read of the same thing."""
+        never waits in line behind a background read of the same thing. ``counted``
+        hears how each read was answered: cache_hit, coalesced or call."""
         now = self._clock()
         if not fresh and key in self._fresh:
             stored_at, value = self._fresh[key]
             if now - stored_at < self.ttl:
+                if counted:
+                    counted("cache_hit")
                 return value
         flight = (key, lane)
         task = self._inflight.get(flight)
+        if counted:
+            counted("call" if task is None else "coalesced")
         if task is None:
             task = asyncio.ensure_future(self._load(key, flight, load))
             # Its error reaches whoever awaits it; if they all went away, it is not news.
@@ -119,8 +126,10 @@ class OtaService:
         default_instance_id: str | None = None,
         failed_max: int = 20_000,
         listing_seconds: float = 60.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
+        self._job_read = metrics.job_read if metrics is not None else None
         self.default_instance_id = default_instance_id
         self.failed_max = min(failed_max, API_ROW_LIMIT)
         self._jobs: CoalescingCache[JobResult] = CoalescingCache(cache_seconds)
@@ -147,6 +156,7 @@ class OtaService:
             lambda: self.client.query_ota_job(job_id, instance_id=instance, priority=priority),
             fresh=fresh,
             lane=priority,
+            counted=self._job_read,
         )
 
     async def count_tasks(

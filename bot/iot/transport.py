@@ -22,13 +22,16 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from ..metrics import Metrics
 from . import signing
 from .auth import AcsSignatureAuth, SignatureVersion, new_nonce, utc_now
 from .credentials import CredentialSource
 from .errors import (
+    IotApiError,
     IotBadResponse,
     IotCredentialsError,
     IotError,
+    IotThrottled,
     IotTransportError,
     IotUnavailable,
     api_error,
@@ -208,6 +211,23 @@ def _safe_to_retry_write(error: BaseException) -> bool:
     return isinstance(error, IotError) and error.retryable and not error.may_have_run
 
 
+def outcome_of(error: IotError) -> str:
+    """An attempt's outcome, as /metrics counts it."""
+    if isinstance(error, IotThrottled):
+        return "throttled"
+    if isinstance(error, IotUnavailable):
+        return "unavailable"
+    if isinstance(error, IotApiError):
+        return "refused"
+    if isinstance(error, IotTransportError):
+        return "timeout" if error.code == "Timeout" else "connection"
+    if isinstance(error, IotBadResponse):
+        return "bad_response"
+    if isinstance(error, IotCredentialsError):
+        return "credentials"
+    return "error"
+
+
 class Transport:
     """Calls IoT Platform API actions over httpx.AsyncClient.
 
@@ -230,8 +250,10 @@ class Transport:
         retry: RetryPolicy | None = None,
         now: Callable[[], datetime] = utc_now,
         nonce: Callable[[], str] = new_nonce,
+        metrics: Metrics | None = None,
     ) -> None:
         self._http = http
+        self._metrics = metrics
         self._credentials = credentials
         self._endpoint = endpoint.rstrip("/") + "/"
         # One limiter per client, that is per credential source: the quota belongs to the
@@ -267,7 +289,13 @@ class Transport:
         budget = _Budget(self._retry)
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(action, params, priority, budget, write=write)
+                try:
+                    body = await self._attempt(action, params, priority, budget, write=write)
+                except IotError as exc:
+                    self._count(action, outcome_of(exc))
+                    raise
+                self._count(action, "ok")
+                return body
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _attempt(
@@ -297,7 +325,11 @@ class Transport:
             nonce=self._nonce,
         )
         try:
+            waiting_since = time.monotonic()
             async with self._limiter.slot(priority):
+                if self._metrics is not None:
+                    waited = time.monotonic() - waiting_since
+                    self._metrics.quota_waited(priority.name.lower(), waited)
                 seconds = budget.seconds_for_attempt()
                 # A write sent with almost no time left would time out and leave "it may
                 # have run" where "it was not sent" is the truth: do not send it at all.
@@ -329,6 +361,10 @@ class Transport:
                 "ConnectionLost", f"lost the connection to {url.host}: {type(exc).__name__}"
             ) from None
         return parse_response(response)
+
+    def _count(self, action: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.iot_call(action, outcome)
 
     async def _send(self, url: httpx.URL, auth: httpx.Auth) -> httpx.Response:
         """POST and read the whole answer. Streamed, so a body that does not decode (a

@@ -22,7 +22,13 @@ def register(app: AsyncApp, deps: Deps) -> None:
     ) -> None:
         error_id = uuid.uuid4().hex[:10]
         kind = body.get("type") or ("command" if body.get("command") else "request")
-        log.error("error_id=%s while handling a %s", error_id, kind, exc_info=error)
+        log.error(
+            "error_id=%s while handling a %s",
+            error_id,
+            kind,
+            exc_info=error,
+            extra={"error_id": error_id, "request_kind": kind},
+        )
         # Events and Home tab buttons have no response_url (Bolt passes a respond anyway).
         if respond is None or not body.get("response_url"):
             return

@@ -140,7 +140,7 @@ class Scheduler:
         try:
             await self.poll(job_id, instance_id, errors)
         except Exception:
-            log.exception("poll of %s failed", job_id)
+            log.exception("poll of %s failed", job_id, extra={"job_id": job_id})
             with contextlib.suppress(Exception):
                 await self.budget.record_error(job_id, instance_id, errors)
 
@@ -175,5 +175,7 @@ class Scheduler:
             await self.lifecycle.job_gone(job_id, instance_id, exc)
             return
         # A passing problem on Alibaba Cloud's side: no noise in the channel.
-        log.warning("poll of %s failed (%d in a row): %s", job_id, errors + 1, exc)
+        log.warning(
+            "poll of %s failed (%d in a row): %s", job_id, errors + 1, exc, extra={"job_id": job_id}
+        )
         await self.budget.record_error(job_id, instance_id, errors)
