@@ -44,6 +44,8 @@ messages: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	OTAJOB_BENCH_POSTGRES_URL="$${OTAJOB_BENCH_POSTGRES_URL:-$$(bash .ci/postgres.sh || true)}" \
+		$(BIN)/python -m bench.replicas
 
 clean:
 	rm -rf $(VENV)

@@ -46,18 +46,22 @@ async def stack(
     auto_jobs: bool = False,
     settings: dict[str, str] | None = None,
     push: bool = False,
+    emulator: IotEmulator | None = None,
 ) -> AsyncIterator[Stack]:
     """A fresh emulator, fake Slack and runtime (build_runtime, as app.py builds it);
     ``settings`` adds or overrides environment settings; ``push``: the emulator's push
-    subscription is served and IOT_PUSH_URL points at it."""
-    emulator = IotEmulator(
-        credentials={BENCH_KEY_ID: BENCH_KEY_SECRET},
-        qps=qps,
-        latency=latency,
-        auto_jobs=auto_jobs,
-    )
+    subscription is served and IOT_PUSH_URL points at it. Given an ``emulator`` (another
+    stack's: one more replica against the same gateway), that one is used and left up."""
+    own_emulator = emulator is None
+    if emulator is None:
+        emulator = IotEmulator(
+            credentials={BENCH_KEY_ID: BENCH_KEY_SECRET},
+            qps=qps,
+            latency=latency,
+            auto_jobs=auto_jobs,
+        )
+        await emulator.start()
     slack = FakeSlack()
-    await emulator.start()
     await slack.start()
     push_url = {"IOT_PUSH_URL": await emulator.start_push()} if push else {}
     environment = {
@@ -83,7 +87,8 @@ async def stack(
         await asyncio.wait_for(runtime.aclose(), 30)
         built.stop_s = time.perf_counter() - started
         await slack.stop()
-        await emulator.stop()
+        if own_emulator:
+            await emulator.stop()
 
 
 async def quiet(emulator: IotEmulator, *, still: float = 1.5, bound: float = 60.0) -> None:

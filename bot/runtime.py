@@ -21,10 +21,12 @@ import httpx
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import ConfigError, IotSettings, Settings
 from .db import Store
 from .db.one_process import AnotherProcess, ProcessLock, hold_sqlite
+from .db.shared_quota import SharedWindowLimiter
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
 from .iot.push import PushSubscription, PushTarget
@@ -71,6 +73,7 @@ async def build_iot(
     credentials: CredentialSource | None = None,
     background_share: float = 1.0,
     metrics: Metrics | None = None,
+    shared_quota: AsyncEngine | None = None,
 ) -> IotParts:
     """The signed client; in demo mode, with the emulator started in this process."""
     closers: list[Callable[[], Awaitable[None]]] = []
@@ -94,9 +97,13 @@ async def build_iot(
         headers={"user-agent": "otajob/0.1"},
     )
     # Watchers may use WATCH_QPS_SHARE of the quota, so people's queries stay fast.
-    limiter = SlidingWindowLimiter(
-        settings.iot_qps, background_limit=max(1, int(settings.iot_qps * background_share))
-    )
+    background_limit = max(1, int(settings.iot_qps * background_share))
+    if shared_quota is not None:  # every replica on this database: one window
+        limiter: SlidingWindowLimiter = SharedWindowLimiter(
+            shared_quota, settings.iot_qps, background_limit=background_limit
+        )
+    else:
+        limiter = SlidingWindowLimiter(settings.iot_qps, background_limit=background_limit)
     credentials = credentials or DefaultCredentialChain()
     client = IotClient(
         http,
@@ -169,18 +176,20 @@ async def build_runtime(
     settings: Settings, *, credentials: CredentialSource | None = None
 ) -> Runtime:
     metrics = Metrics()
+    try:
+        lock = hold_sqlite(settings.database_url)
+    except AnotherProcess as exc:
+        raise ConfigError(str(exc)) from None
+    store = await Store.open(settings.database_url)
+    # On PostgreSQL the replicas of a deployment share one quota (the account's).
+    shared = None if store.single_process else store.engine
     iot = await build_iot(
         settings,
         credentials=credentials,
         background_share=settings.watch_qps_share,
         metrics=metrics,
+        shared_quota=shared,
     )
-    try:
-        lock = hold_sqlite(settings.database_url)
-    except AnotherProcess as exc:
-        await iot.aclose()
-        raise ConfigError(str(exc)) from None
-    store = await Store.open(settings.database_url)
     app = AsyncApp(
         token=settings.slack_bot_token.get_secret_value(),
         signing_secret=settings.slack_signing_secret.get_secret_value(),

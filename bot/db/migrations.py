@@ -14,6 +14,7 @@ from .schema import (
     metadata,
     outbox,
     polls,
+    quota_slots,
     schema_version,
     watches,
     watches_by_job,
@@ -54,6 +55,11 @@ def _v5(sync_conn: Any) -> None:
     metadata.create_all(sync_conn, tables=[channel_settings])
 
 
+def _v6(sync_conn: Any) -> None:
+    """The quota's places, shared by replicas (used on PostgreSQL only)."""
+    metadata.create_all(sync_conn, tables=[quota_slots])
+
+
 def _add_missing_columns(sync_conn: Any, table: Table) -> None:
     """ALTER TABLE ... ADD COLUMN for columns a database made by an older version lacks
     (v1 creates tables as defined now, so on a fresh database there are none)."""
@@ -66,7 +72,7 @@ def _add_missing_columns(sync_conn: Any, table: Table) -> None:
 
 # A versioned scheme in place of Alembic: each entry upgrades the schema by one version
 # inside one transaction. Append, never edit.
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 async def applied_version(engine: AsyncEngine) -> int:

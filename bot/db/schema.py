@@ -133,5 +133,15 @@ channel_settings = Table(
     Column("set_at", Float, nullable=False),
 )
 
+# v6: the account's API quota shared by replicas on PostgreSQL (bot/db/shared_quota.py):
+# one row per call holding a place in the window, until expires_at (the database's clock).
+quota_slots = Table(
+    "quota_slots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("expires_at", Float, nullable=False, index=True),
+    Column("priority", Integer, nullable=False),
+)
+
 # The versions applied so far, one row each (see bot.db.migrations).
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
