@@ -37,6 +37,7 @@ from .render import Renderer
 from .slack.access import Admins, Policy
 from .slack.action_record import report_interrupted_forever
 from .slack.deps import Deps
+from .slack.kept import Kept
 from .slack.language import Languages
 from .slack.slack_calls import SlackCallCounter
 from .slack.surfaces import register_all
@@ -231,6 +232,7 @@ async def build_runtime(
         client=app.client,
         admins=Admins(policy, app.client),
         languages=Languages(store, settings.otajob_language, app.client),
+        kept=Kept(store),
         demo=iot.demo,
     )
     register_all(app, deps, policy)

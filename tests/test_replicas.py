@@ -15,7 +15,9 @@ from bot.db.shared_quota import NOW, SharedWindowLimiter
 from bot.emulator import fixtures
 from bot.iot.models import JobResult
 from bot.iot.quota import Priority
+from bot.slack.triage import PageRef
 from tests.helpers import POSTGRES_URL, fresh_postgres, start_runtime
+from tests.surfaces import click, dump, handled
 
 pytestmark = pytest.mark.xdist_group("postgres")  # the PostgreSQL tests share one database
 QPS = 10
@@ -84,7 +86,7 @@ async def test_people_go_ahead_of_background_work_across_replicas(database):
     assert (await other.try_take(Priority.PERSON))[0] is None  # 10 in the window: full
 
 
-async def test_a_dead_replicas_places_come_back_within_a_window_and_a_half(database):
+async def test_a_dead_replicas_places_come_back_by_themselves(database):
     """A replica that took the whole window and died (never answered, never released)
     holds it at most arrival_bound + a window, on the database's clock: then another
     replica's call goes."""
@@ -107,3 +109,34 @@ async def test_a_dead_replicas_places_come_back_within_a_window_and_a_half(datab
 async def take_and_answer(limiter: SharedWindowLimiter) -> None:
     async with limiter.slot(Priority.PERSON):
         pass
+
+
+@pytest.mark.slow
+async def test_reupgrade_confirmed_on_two_replicas_at_once_runs_once(
+    emulator, fake_slack, database
+):
+    """Two admins click Re-upgrade on two replicas at the same moment: one run, one
+    record; the other is told it is already under way."""
+    job = "ReplicaReupgrade000000001"
+    emulator.add_job(fixtures.make_job(job))
+    emulator.set_tasks(job, {"FAILED": 25, "SUCCEEDED": 5})
+    fake_slack.directory.add_user("U0ADMIN02", "bea")
+    url = str(database.engine.url.render_as_string(hide_password=False))
+    admins = {"OTAJOB_ACTIONS": "reupgrade", "OTAJOB_ADMINS": "U123,U0ADMIN02"}
+    one = await start_runtime(emulator, fake_slack, DATABASE_URL=url, **admins)
+    other = await start_runtime(emulator, fake_slack, DATABASE_URL=url, **admins)
+    try:
+        value = PageRef(job, None, 1).to_value()
+        await asyncio.gather(
+            click(one, fake_slack, "job_reupgrade", value, key="b1"),
+            click(other, fake_slack, "job_reupgrade", value, key="b2", user_id="U0ADMIN02"),
+        )
+        await handled()
+        said = " ".join(dump(p) for p in fake_slack.posts_to("b1") + fake_slack.posts_to("b2"))
+        assert "is already running" in said
+        calls = [c for c in emulator.calls if c.action == "ReupgradeOTATask"]
+        assert len(calls) == 3  # 25 devices, ten a call: once
+        assert len(await one.store.actions_for(job)) == 1
+    finally:
+        await other.aclose()
+        await one.aclose()

@@ -143,5 +143,14 @@ quota_slots = Table(
     Column("priority", Integer, nullable=False),
 )
 
+# v7: short-lived claims every replica sees (bot/db/leases.py): one re-upgrade of a batch
+# at a time, the Home tab's re-reads at most once per person a few seconds.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("until", Float, nullable=False),  # the database's clock (UNIX seconds)
+)
+
 # The versions applied so far, one row each (see bot.db.migrations).
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))

@@ -7,7 +7,7 @@ which at most ``background_limit`` for background work, on the database's clock 
 a host's). Places are taken one at a time under a transaction-scoped advisory lock.
 A place expires as a local one does: one window after the call's answer, or after
 ``arrival_bound`` plus a window if the answer is slow. So a replica killed while
-holding places gives them back within a window and a half, with no one to clean up.
+holding places gives them back within about two windows, with no one to clean up.
 """
 
 from __future__ import annotations
@@ -52,10 +52,17 @@ _RELEASE = text(
 )
 
 
+# A shared place is granted a database round trip before the call is sent, by a process
+# that may be busier than a lone one: its arrival is bounded more loosely than in-process
+# (a place is shortened to one window when the answer comes, so only slow calls hold it).
+SHARED_ARRIVAL_BOUND = 1.0
+
+
 class SharedWindowLimiter(SlidingWindowLimiter):
     """A SlidingWindowLimiter whose places are also the deployment's (see above)."""
 
     def __init__(self, engine: AsyncEngine, limit: int, **kwargs: object) -> None:
+        kwargs.setdefault("arrival_bound", SHARED_ARRIVAL_BOUND)
         super().__init__(limit, **kwargs)  # type: ignore[arg-type]
         self._engine = engine
 

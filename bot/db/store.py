@@ -6,6 +6,7 @@ from .action_log import ActionLogRepository
 from .channels import ChannelSettingsRepository
 from .engine import open_engine
 from .events_seen import EventsSeenRepository
+from .leases import LeaseRepository
 from .migrations import MIGRATIONS, applied_version, migrate
 from .outbox import OutboxRepository
 from .polls import PollRepository
@@ -19,6 +20,7 @@ class Store(
     EventsSeenRepository,
     ActionLogRepository,
     ChannelSettingsRepository,
+    LeaseRepository,
 ):
     """Watches, shared poll state, the post outbox, events seen and the action log, in a
     database (SQLAlchemy, async): SQLite by default, PostgreSQL with the same code.

@@ -3,7 +3,7 @@ each part is a field, so no surface reaches through one object for another."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -29,5 +29,5 @@ class Deps:
     client: AsyncWebClient
     admins: Admins
     languages: Languages
+    kept: Kept  # what the surfaces keep between requests
     demo: bool = False  # every message says it shows demo data
-    kept: Kept = field(default_factory=Kept)  # what the surfaces keep between requests

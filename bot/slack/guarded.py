@@ -230,7 +230,8 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await refusal(click.respond, reason, click.asker.lang)
             return
         key = (ref.job_id, deps.service.instance_for(ref.instance_id))
-        if not deps.kept.reupgrades.start(key):  # a second click, or admin: once is enough
+        # A second click, or a second admin, on any replica: once is enough.
+        if not await deps.kept.reupgrades.start(key):
             note = deps.renderer.render(
                 "note",
                 lang=click.asker.lang,
@@ -247,7 +248,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await _say(click.respond, note)
             await run_reupgrade(deps, click.client, ref, click.asker)
         finally:
-            deps.kept.reupgrades.done(key)
+            await deps.kept.reupgrades.done(key)
 
 
 def _refusal_words(renderer: Renderer, reason: str | None, lang: str) -> str:

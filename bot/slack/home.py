@@ -44,7 +44,7 @@ async def publish_home(
     of them afresh (``fresh``: past the service's few-seconds cache, for the button)."""
     # Bolt hands each request a new client; the app's own one keeps the caches warm.
     rows, hidden, unchecked = await _home_rows(deps, user_id)
-    refresh = refresh and bool(rows) and (debounce is None or debounce.may(user_id))
+    refresh = refresh and bool(rows) and (debounce is None or await debounce.may(user_id))
     await _publish(deps, client, user_id, rows, (hidden, unchecked), refreshing=refresh)
     if not refresh:
         return
