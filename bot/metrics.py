@@ -38,7 +38,8 @@ class Metrics:
         )
         self.job_reads = Counter(
             "otajob_job_reads",
-            "Job reads (QueryOTAJob) by how they were answered: call, cache_hit, coalesced",
+            "Job reads (QueryOTAJob) by how they were answered: call, cache_hit, coalesced, "
+            "and shared (another replica's answer)",
             ["how"],
             registry=r,
         )

@@ -27,6 +27,7 @@ from .config import ConfigError, IotSettings, Settings
 from .db import Store
 from .db.one_process import AnotherProcess, ProcessLock, hold_sqlite
 from .db.shared_quota import SharedWindowLimiter
+from .db.shared_reads import SharedReads
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
 from .iot.push import PushSubscription, PushTarget
@@ -203,6 +204,8 @@ async def build_runtime(
         default_instance_id=settings.iot_instance_id,
         failed_max=settings.otajob_failed_max,
         metrics=metrics,
+        # On PostgreSQL, identical reads on different replicas cost one call.
+        shared_jobs=None if shared is None else SharedReads(shared, settings.iot_cache_seconds),
     )
     renderer = Renderer()
     poster = SlackPoster(app.client)

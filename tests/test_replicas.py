@@ -140,3 +140,25 @@ async def test_reupgrade_confirmed_on_two_replicas_at_once_runs_once(
     finally:
         await other.aclose()
         await one.aclose()
+
+
+async def test_identical_reads_on_three_replicas_cost_one_call(emulator, fake_slack, database):
+    """40 identical job reads spread over three replicas at once: one QueryOTAJob (two at
+    most), the others served by the replica that read it; all get the same answer."""
+    job = "ReplicaSameJob00000000001"
+    emulator.add_job(fixtures.make_job(job))
+    emulator.latency = 0.2  # the first read is still under way when the others ask
+    url = str(database.engine.url.render_as_string(hide_password=False))
+    replicas = [await start_runtime(emulator, fake_slack, DATABASE_URL=url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(
+            *(replicas[i % 3].deps.service.get_job(job) for i in range(40))
+        )
+        ways = [r.metrics.job_reads.labels("shared")._value.get() for r in replicas]
+    finally:
+        for replica in replicas:
+            await replica.aclose()
+    assert emulator.count("QueryOTAJob") <= 2
+    assert len({r.request_id for r in results}) <= 2  # the answers of those calls only
+    assert {r.job.job_id for r in results} == {job}
+    assert sum(ways) >= 1  # at least one replica took another's answer

@@ -64,7 +64,7 @@ async def test_migrations_are_idempotent(database_url) -> None:
     await add(first)
     await first.close()
     again = await Store.open(url)
-    assert await again.migrate() == 7
+    assert await again.migrate() == 8
     assert len(await again.live_watches()) == 1
     await again.close()
 
@@ -73,10 +73,10 @@ async def test_each_version_is_recorded_once(store) -> None:
     """A fresh database has run every migration, in order, and recorded each version."""
     from sqlalchemy import select
 
-    assert len(MIGRATIONS) == 7
+    assert len(MIGRATIONS) == 8
     async with store.engine.connect() as conn:
         versions = (await conn.execute(select(schema_version.c.version))).scalars().all()
-    assert sorted(versions) == [1, 2, 3, 4, 5, 6, 7]
+    assert sorted(versions) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 async def test_one_live_watch_per_job_and_channel(store) -> None:

@@ -11,6 +11,7 @@ from .schema import (
     action_log,
     channel_settings,
     events_seen,
+    job_reads,
     leases,
     metadata,
     outbox,
@@ -66,6 +67,11 @@ def _v7(sync_conn: Any) -> None:
     metadata.create_all(sync_conn, tables=[leases])
 
 
+def _v8(sync_conn: Any) -> None:
+    """Job reads shared by replicas (used on PostgreSQL only)."""
+    metadata.create_all(sync_conn, tables=[job_reads])
+
+
 def _add_missing_columns(sync_conn: Any, table: Table) -> None:
     """ALTER TABLE ... ADD COLUMN for columns a database made by an older version lacks
     (v1 creates tables as defined now, so on a fresh database there are none)."""
@@ -78,7 +84,7 @@ def _add_missing_columns(sync_conn: Any, table: Table) -> None:
 
 # A versioned scheme in place of Alembic: each entry upgrades the schema by one version
 # inside one transaction. Append, never edit.
-MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 
 
 async def applied_version(engine: AsyncEngine) -> int:

@@ -152,5 +152,16 @@ leases = Table(
     Column("until", Float, nullable=False),  # the database's clock (UNIX seconds)
 )
 
+# v8: job reads shared by replicas on PostgreSQL (bot/db/shared_reads.py): the last answer
+# for a key and when it was read, or who is reading it now (both on the database's clock).
+job_reads = Table(
+    "job_reads",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("body", Text),
+    Column("read_at", Float),
+    Column("reading_until", Float),
+)
+
 # The versions applied so far, one row each (see bot.db.migrations).
 schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))

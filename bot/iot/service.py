@@ -5,12 +5,13 @@ typing the same JobId costs one call of the account's quota."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ..bounded import gather_bounded
 from ..metrics import Metrics
@@ -53,7 +54,8 @@ class CoalescingCache(Generic[T]):
     ) -> T:
         """``lane`` keeps reads of different priorities apart in flight, so a person
         never waits in line behind a background read of the same thing. ``counted``
-        hears how each read was answered: cache_hit, coalesced or call."""
+        hears the reads this cache answered: cache_hit, or coalesced (joined one under
+        way); ``load`` counts the rest."""
         now = self._clock()
         if not fresh and key in self._fresh:
             stored_at, value = self._fresh[key]
@@ -63,8 +65,8 @@ class CoalescingCache(Generic[T]):
                 return value
         flight = (key, lane)
         task = self._inflight.get(flight)
-        if counted:
-            counted("call" if task is None else "coalesced")
+        if counted and task is not None:
+            counted("coalesced")
         if task is None:
             task = asyncio.ensure_future(self._load(key, flight, load))
             # Its error reaches whoever awaits it; if they all went away, it is not news.
@@ -117,6 +119,15 @@ class DeviceJobs:
     firmware_failed: int = 0  # packages whose batches could not be read
 
 
+class SharedJobReads(Protocol):
+    """Job reads shared by a deployment's replicas (bot/db/shared_reads.py): the answer
+    and how it came, ``call`` or ``shared``."""
+
+    async def read(
+        self, key: str, load: Callable[[], Awaitable[JobResult]]
+    ) -> tuple[JobResult, str]: ...
+
+
 class OtaService:
     def __init__(
         self,
@@ -127,8 +138,10 @@ class OtaService:
         failed_max: int = 20_000,
         listing_seconds: float = 60.0,
         metrics: Metrics | None = None,
+        shared_jobs: SharedJobReads | None = None,
     ) -> None:
         self.client = client
+        self._shared_jobs = shared_jobs
         self._job_read = metrics.job_read if metrics is not None else None
         self.default_instance_id = default_instance_id
         self.failed_max = min(failed_max, API_ROW_LIMIT)
@@ -151,9 +164,24 @@ class OtaService:
         priority: Priority = Priority.PERSON,
     ) -> JobResult:
         instance = self.instance_for(instance_id)
+
+        async def read() -> JobResult:
+            if self._job_read:
+                self._job_read("call")
+            return await self.client.query_ota_job(job_id, instance_id=instance, priority=priority)
+
+        async def read_shared() -> JobResult:
+            # Not in this process's cache: another replica's answer, or one call for all.
+            assert self._shared_jobs is not None
+            key = json.dumps(["QueryOTAJob", job_id, instance])
+            result, how = await self._shared_jobs.read(key, read)
+            if how == "shared" and self._job_read:
+                self._job_read("shared")
+            return result
+
         return await self._jobs.get(
             ("QueryOTAJob", job_id, instance),
-            lambda: self.client.query_ota_job(job_id, instance_id=instance, priority=priority),
+            read_shared if self._shared_jobs is not None and not fresh else read,
             fresh=fresh,
             lane=priority,
             counted=self._job_read,
