@@ -27,12 +27,18 @@ from .config import ConfigError, IotSettings, Settings
 from .db import Store
 from .db.one_process import AnotherProcess, ProcessLock, hold_sqlite
 from .db.shared_quota import SharedWindowLimiter
-from .db.shared_reads import SharedReads
+from .db.shared_reads import (
+    SharedReads,
+    dump_failures,
+    dump_job,
+    parse_failures,
+    parse_job,
+)
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
 from .iot.push import PushSubscription, PushTarget
 from .iot.quota import SlidingWindowLimiter
-from .iot.service import OtaService
+from .iot.service import LISTING_SECONDS, OtaService
 from .metrics import Metrics
 from .render import Renderer
 from .slack.access import Admins, Policy
@@ -205,7 +211,13 @@ async def build_runtime(
         failed_max=settings.otajob_failed_max,
         metrics=metrics,
         # On PostgreSQL, identical reads on different replicas cost one call.
-        shared_jobs=None if shared is None else SharedReads(shared, settings.iot_cache_seconds),
+        shared_jobs=None
+        if shared is None
+        else SharedReads(shared, settings.iot_cache_seconds, dump_job, parse_job),
+        # and paging a failed-device listing, or its CSV, reads the failures once.
+        shared_failures=None
+        if shared is None
+        else SharedReads(shared, LISTING_SECONDS, dump_failures, parse_failures),
     )
     renderer = Renderer()
     poster = SlackPoster(app.client)

@@ -162,3 +162,29 @@ async def test_identical_reads_on_three_replicas_cost_one_call(emulator, fake_sl
     assert len({r.request_id for r in results}) <= 2  # the answers of those calls only
     assert {r.job.job_id for r in results} == {job}
     assert sum(ways) >= 1  # at least one replica took another's answer
+
+
+async def test_a_failure_listing_read_on_one_replica_serves_the_next_click_on_another(
+    emulator, fake_slack, database
+):
+    """The listing, its next page and its CSV come from one read of the failed devices,
+    whichever replica the next click lands on (Refresh reads again)."""
+    job = "ReplicaFailures0000000001"
+    emulator.add_job(fixtures.make_job(job))
+    emulator.set_tasks(job, {"FAILED": 250, "SUCCEEDED": 5}, failure_reasons=["低電圧", "timeout"])
+    url = str(database.engine.url.render_as_string(hide_password=False))
+    one = await start_runtime(emulator, fake_slack, DATABASE_URL=url)
+    other = await start_runtime(emulator, fake_slack, DATABASE_URL=url)
+    try:
+        first = await one.deps.service.failures(job)
+        pages = emulator.count("ListOTATaskByJob")
+        assert pages >= 3 and len(first.tasks) == 250
+        elsewhere = await other.deps.service.failures(job)
+        assert emulator.count("ListOTATaskByJob") == pages  # not read again
+        assert elsewhere.tasks == first.tasks and elsewhere.reasons() == first.reasons()
+        assert elsewhere.request_ids == first.request_ids
+        await other.deps.service.failures(job, fresh=True)  # Refresh: a new read
+        assert emulator.count("ListOTATaskByJob") > pages
+    finally:
+        await other.aclose()
+        await one.aclose()

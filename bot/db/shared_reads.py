@@ -1,5 +1,6 @@
-"""Job reads shared by the replicas of a deployment on PostgreSQL: identical reads within
-the cache window cost one API call, whichever replicas they arrive on.
+"""Reads shared by the replicas of a deployment on PostgreSQL (a job, a batch's failed
+devices): identical reads within their cache window cost one read of the API, whichever
+replicas they arrive on.
 
 Each replica first looks in its own short cache and joins a read already under way in
 its process (bot/iot/service.py). Past that, the replica claims the read in the
@@ -17,11 +18,15 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..iot.models import JobResult, OtaJob
+from ..iot.models import JobResult, OtaJob, OtaTask
+from ..iot.service import Failures
+
+T = TypeVar("T")
 
 NOW = "extract(epoch from clock_timestamp())"
 CLAIM_SECONDS = 30.0  # longer than any read (the client's retry budget is 20 s)
@@ -43,7 +48,7 @@ _STORE = text(
 _GIVE_UP = text("UPDATE job_reads SET reading_until = NULL WHERE key = :key")
 
 
-def _dump(result: JobResult) -> str:
+def dump_job(result: JobResult) -> str:
     return json.dumps(
         {
             "raw": result.raw,
@@ -54,7 +59,7 @@ def _dump(result: JobResult) -> str:
     )
 
 
-def _load(body: str) -> JobResult:
+def parse_job(body: str) -> JobResult:
     data = json.loads(body)
     return JobResult(
         job=OtaJob.parse(data["raw"]),
@@ -64,14 +69,46 @@ def _load(body: str) -> JobResult:
     )
 
 
-class SharedReads:
-    def __init__(self, engine: AsyncEngine, ttl: float) -> None:
+def dump_failures(failures: Failures) -> str:
+    return json.dumps(
+        {
+            "tasks": [t.model_dump(mode="json", by_alias=True) for t in failures.tasks],
+            "total": failures.total,
+            "request_ids": failures.request_ids,
+            "fetched_at": failures.fetched_at.isoformat(),
+            "limit": failures.limit,
+        },
+        ensure_ascii=False,
+    )
+
+
+def parse_failures(body: str) -> Failures:
+    data = json.loads(body)
+    return Failures(
+        tasks=[OtaTask.model_validate(t) for t in data["tasks"]],
+        total=data["total"],
+        request_ids=data["request_ids"],
+        fetched_at=datetime.fromisoformat(data["fetched_at"]),
+        limit=data["limit"],
+    )
+
+
+class SharedReads(Generic[T]):
+    """Answers of one kind kept ``ttl`` seconds, written with ``dump``, read with ``parse``."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        ttl: float,
+        dump: Callable[[T], str],
+        parse: Callable[[str], T],
+    ) -> None:
         self._engine = engine
         self._ttl = ttl
+        self._dump = dump
+        self._parse = parse
 
-    async def read(
-        self, key: str, load: Callable[[], Awaitable[JobResult]]
-    ) -> tuple[JobResult, str]:
+    async def read(self, key: str, load: Callable[[], Awaitable[T]]) -> tuple[T, str]:
         """The answer for ``key`` and how it came: ``call`` (this replica asked the API)
         or ``shared`` (another replica's answer, within the cache window)."""
         while True:
@@ -84,12 +121,12 @@ class SharedReads:
                 if claimed is None:
                     body = (await conn.execute(_FRESH, {"key": key, "ttl": self._ttl})).scalar()
                     if body is not None:
-                        return _load(body), "shared"
+                        return self._parse(body), "shared"
             if claimed is not None:
                 return await self._read_for_all(key, load), "call"
             await asyncio.sleep(LOOK_EVERY)  # another replica is reading it now
 
-    async def _read_for_all(self, key: str, load: Callable[[], Awaitable[JobResult]]) -> JobResult:
+    async def _read_for_all(self, key: str, load: Callable[[], Awaitable[T]]) -> T:
         try:
             result = await load()
         except BaseException:
@@ -97,5 +134,5 @@ class SharedReads:
                 await conn.execute(_GIVE_UP, {"key": key})
             raise
         async with self._engine.begin() as conn:
-            await conn.execute(_STORE, {"key": key, "body": _dump(result)})
+            await conn.execute(_STORE, {"key": key, "body": self._dump(result)})
         return result

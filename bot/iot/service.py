@@ -119,13 +119,15 @@ class DeviceJobs:
     firmware_failed: int = 0  # packages whose batches could not be read
 
 
-class SharedJobReads(Protocol):
-    """Job reads shared by a deployment's replicas (bot/db/shared_reads.py): the answer
-    and how it came, ``call`` or ``shared``."""
+# A failure listing is kept this long: paging through it, or its CSV, reads it once.
+LISTING_SECONDS = 60.0
 
-    async def read(
-        self, key: str, load: Callable[[], Awaitable[JobResult]]
-    ) -> tuple[JobResult, str]: ...
+
+class SharedAnswers(Protocol[T]):
+    """Reads shared by a deployment's replicas (bot/db/shared_reads.py): the answer and
+    how it came, ``call`` (this replica read it) or ``shared`` (another's answer)."""
+
+    async def read(self, key: str, load: Callable[[], Awaitable[T]]) -> tuple[T, str]: ...
 
 
 class OtaService:
@@ -136,12 +138,14 @@ class OtaService:
         cache_seconds: float = 5.0,
         default_instance_id: str | None = None,
         failed_max: int = 20_000,
-        listing_seconds: float = 60.0,
+        listing_seconds: float = LISTING_SECONDS,
         metrics: Metrics | None = None,
-        shared_jobs: SharedJobReads | None = None,
+        shared_jobs: SharedAnswers[JobResult] | None = None,
+        shared_failures: SharedAnswers[Failures] | None = None,
     ) -> None:
         self.client = client
         self._shared_jobs = shared_jobs
+        self._shared_failures = shared_failures
         self._job_read = metrics.job_read if metrics is not None else None
         self.default_instance_id = default_instance_id
         self.failed_max = min(failed_max, API_ROW_LIMIT)
@@ -208,9 +212,19 @@ class OtaService:
     ) -> Failures:
         """Every failed device of a batch, up to ``failed_max``."""
         instance = self.instance_for(instance_id)
+
+        async def read() -> Failures:
+            return await self._read_failures(job_id, instance)
+
+        async def read_shared() -> Failures:
+            # Paging, or the CSV, on another replica: the listing it read, not a new one.
+            assert self._shared_failures is not None
+            key = json.dumps(["failures", job_id, instance])
+            return (await self._shared_failures.read(key, read))[0]
+
         return await self._failures.get(
             ("failures", job_id, instance),
-            lambda: self._read_failures(job_id, instance),
+            read_shared if self._shared_failures is not None and not fresh else read,
             fresh=fresh,
         )
 
