@@ -7,6 +7,7 @@ compiles anything: adding a language is adding one ``.po`` file (and its name be
 
 from __future__ import annotations
 
+import functools
 import gettext
 import io
 from dataclasses import dataclass
@@ -88,17 +89,24 @@ class Catalogues:
 
     by_language: dict[str, gettext.NullTranslations]
 
-    @classmethod
-    def load(cls, folder: Path = LOCALES) -> Catalogues:
-        found: dict[str, gettext.NullTranslations] = {ENGLISH: gettext.NullTranslations()}
-        for language in SUPPORTED:
-            path = folder / f"{language}.po"
-            if language != ENGLISH and path.exists():
-                found[language] = _translations(path)
-        return cls(found)
-
     def get(self, language: str) -> gettext.NullTranslations:
         return self.by_language.get(language) or self.by_language[ENGLISH]
+
+    @classmethod
+    def load(cls, folder: Path = LOCALES) -> Catalogues:
+        """The folder's catalogues, read once per process (they do not change while it
+        runs; every runtime and renderer shares them read-only)."""
+        return _load(folder)
+
+
+@functools.cache
+def _load(folder: Path) -> Catalogues:
+    found: dict[str, gettext.NullTranslations] = {ENGLISH: gettext.NullTranslations()}
+    for language in SUPPORTED:
+        path = folder / f"{language}.po"
+        if language != ENGLISH and path.exists():
+            found[language] = _translations(path)
+    return Catalogues(found)
 
 
 def _translations(path: Path) -> gettext.GNUTranslations:

@@ -15,7 +15,6 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Quick answers: an ack within Slack's three seconds, a quota wait, a poll's lag.
 ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-PUSH_STATES = ("off", "connecting", "live", "down", "refused")
 
 
 class Metrics:
@@ -92,8 +91,8 @@ class Metrics:
         for state in ("active", "paused"):
             self.watches.labels(state).set(watches.get(state, 0))
         self.poll_lag.set(max(poll_lag, 0.0))
-        for state in PUSH_STATES:
-            self.push_state.labels(state).set(1 if state == push else 0)
+        self.push_state.clear()  # one series: the state it is in now
+        self.push_state.labels(push).set(1)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

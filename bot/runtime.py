@@ -246,7 +246,7 @@ async def build_runtime(
         poster=poster,
         client=app.client,
         admins=Admins(policy, app.client),
-        languages=Languages(store, settings.otajob_language, app.client),
+        languages=Languages(settings.otajob_language, app.client, watcher.channel_language),
         kept=Kept(store),
         demo=iot.demo,
     )

@@ -205,7 +205,9 @@ async def test_a_person_s_language_is_kept_an_hour_and_a_refusal_five_minutes(ru
     """One users.info per person per hour; a refused lookup is asked again after five
     minutes, not at every request (an injected clock, no waiting)."""
     now = [0.0]
-    languages = Languages(runtime.store, "en", runtime.app.client, clock=lambda: now[0])
+    languages = Languages(
+        "en", runtime.app.client, runtime.deps.watcher.channel_language, clock=lambda: now[0]
+    )
     fake_slack.fail_next("users.info", "missing_scope")
     assert await languages.of_person(JA_USER, CHANNEL) == "en"
     assert await languages.of_person(JA_USER, CHANNEL) == "en"  # kept: not asked again

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +23,7 @@ from slack_bolt.async_app import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ..db import Store
-from ..languages import NAMES, language_of_locale, spoken
+from ..languages import NAMES, language_of_locale
 from .asker import Asker
 
 if TYPE_CHECKING:
@@ -53,16 +52,18 @@ class Languages:
 
     def __init__(
         self,
-        store: Store,
         default: str,
         client: AsyncWebClient,
+        channel_language: Callable[[str], Awaitable[str]],
         *,
         clock: Callable[[], float] = time.monotonic,
         lookup_seconds: float = LOOKUP_SECONDS,
     ) -> None:
         self.default = default
-        self._store = store
         self._client = client
+        # The watcher's (bot/watch/lifecycle.py): one answer to "which language does this
+        # channel read", for its posts and for our replies alike.
+        self._channel_language = channel_language
         self._lookup_seconds = lookup_seconds
         # user ID -> (language or None: unknown / not spoken, seconds to keep it)
         self._people: TLRUCache[str, tuple[str | None, float]] = TLRUCache(
@@ -78,7 +79,7 @@ class Languages:
     async def of_channel(self, channel_id: str | None) -> str:
         if not channel_id:
             return self.default
-        return spoken(await self._store.channel_language(channel_id), self.default)
+        return await self._channel_language(channel_id)
 
     async def of_person(
         self,
