@@ -44,6 +44,7 @@ messages: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.capacity
 	OTAJOB_BENCH_POSTGRES_URL="$${OTAJOB_BENCH_POSTGRES_URL:-$$(bash .ci/postgres.sh || true)}" \
 		$(BIN)/python -m bench.replicas
 

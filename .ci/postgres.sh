@@ -4,6 +4,11 @@
 # cannot be had here, and the PostgreSQL tests then skip (the SQLite ones always run).
 set -u
 command -v pg_ctlcluster >/dev/null || exit 0
+# A freshly installed package may have no cluster yet (no create_main_cluster): make one.
+if [ -z "$(pg_lsclusters -h 2>/dev/null)" ]; then
+  newest="$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1)"
+  [ -n "$newest" ] && pg_createcluster "$newest" main >/dev/null 2>&1
+fi
 read -r version cluster port _ < <(pg_lsclusters -h 2>/dev/null | head -n 1)
 [ -n "$version" ] || exit 0
 pg_ctlcluster "$version" "$cluster" start >/dev/null 2>&1 || true

@@ -6,9 +6,10 @@ prints one on a machine with PostgreSQL). Against the emulator on 127.0.0.1, IOT
 1. The milliseconds the shared quota adds to a call: a place taken and released in the
    database, against the same with the in-process window only (200 calls one after
    another, so no call waits for the window).
-2. 60 distinct jobs at once, asked of 1 replica (SQLite) and round-robin of 3 replicas on
-   one PostgreSQL (in one process, each with its own runtime and limiter, as separate
-   processes would be): wall time, Throttling answers, busiest second at the gateway.
+2. 60 distinct ``/otajob <JobId>`` commands at once, over HTTP to 1 replica (SQLite) and
+   round-robin to 3 replicas on one PostgreSQL (in one process, each with its own web
+   app, runtime and limiter, as separate processes would be): acknowledgement times, the
+   time until every answer is posted, Throttling answers, busiest second at the gateway.
 
 Not a test: it prints a table and says which target it missed.
 """
@@ -23,9 +24,17 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 
-from bench.harness import Table, max_in_window, stack
+from bench.harness import (
+    Table,
+    latency_summary,
+    max_in_window,
+    serve_http,
+    signed_command,
+    stack,
+)
 from bot.db import Store
 from bot.db.engine import open_engine
 from bot.db.shared_quota import SharedWindowLimiter
@@ -70,23 +79,37 @@ async def slot_cost(url: str) -> dict[str, float]:
 
 
 async def distinct_jobs(replicas: int, url: str | None) -> dict[str, Any]:
+    """JOBS distinct ``/otajob <JobId>`` commands at once, round-robin over the replicas'
+    web apps (HTTP, as behind a load balancer): acks, and the time to every answer."""
     settings = {"DATABASE_URL": url} if url else {}
     async with AsyncExitStack() as exits:
         first = await exits.enter_async_context(stack(qps=QPS, auto_jobs=True, settings=settings))
-        runtimes = [first.runtime]
+        stacks = [first]
         for _ in range(replicas - 1):  # more replicas on the same emulator and database
-            other = await exits.enter_async_context(
-                stack(qps=QPS, auto_jobs=True, settings=settings, emulator=first.emulator)
+            stacks.append(
+                await exits.enter_async_context(
+                    stack(qps=QPS, auto_jobs=True, settings=settings, emulator=first.emulator)
+                )
             )
-            runtimes.append(other.runtime)
-        ids = [f"ReplicaBench{i:04d}" for i in range(JOBS)]
+        bases = [await exits.enter_async_context(serve_http(s.runtime)) for s in stacks]
+        http = await exits.enter_async_context(httpx.AsyncClient(timeout=60))
+
+        async def one(i: int) -> float:
+            on = i % replicas
+            body, headers = signed_command(stacks[on].slack, f"ReplicaBench{i:04d}", f"k{i}")
+            started = time.perf_counter()
+            response = await http.post(f"{bases[on]}/slack/events", content=body, headers=headers)
+            response.raise_for_status()
+            return time.perf_counter() - started
+
         started = time.perf_counter()
-        await asyncio.gather(
-            *(runtimes[i % replicas].deps.service.get_job(j) for i, j in enumerate(ids))
-        )
+        acks = await asyncio.gather(*(one(i) for i in range(JOBS)))
+        for i in range(JOBS):
+            await stacks[i % replicas].slack.wait_for_posts(f"k{i}", timeout=120)
         wall = time.perf_counter() - started
         calls = [c for c in first.emulator.calls if c.action == "QueryOTAJob"]
         return {
+            **latency_summary(acks),
             "wall_s": wall,
             "throttled": first.emulator.count("QueryOTAJob", code="Throttling.User"),
             "busiest": max_in_window([c.at for c in calls]),
@@ -112,7 +135,13 @@ async def measure(url: str) -> Table:
     )
     for label, r in (("1 replica (SQLite)", one), ("3 replicas, one PostgreSQL", three)):
         t.add(
-            f"{JOBS} distinct jobs at IOT_QPS={QPS}, {label}: wall · Throttling · busiest 1 s",
+            f"{JOBS} distinct commands at IOT_QPS={QPS}, {label}: ack p50 / p99 / max",
+            f"{r['p50'] * 1000:,.0f} / {r['p99'] * 1000:,.0f} / {r['max'] * 1000:,.0f} ms",
+            "under 3 s",
+            r["max"] < 3.0,
+        )
+        t.add(
+            f"  {label}: every answer posted after · Throttling · busiest 1 s",
             f"{r['wall_s']:.2f} s · {r['throttled']} · {r['busiest']} calls",
             f"0 throttled, ≤ {QPS} a second",
             r["throttled"] == 0 and r["busiest"] <= QPS,

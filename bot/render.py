@@ -22,7 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import BytecodeCache, Environment, FileSystemLoader, StrictUndefined
+from jinja2.bccache import Bucket
 from markupsafe import Markup
 
 from .blockkit import (
@@ -197,6 +198,20 @@ def _verbatim(node: Any) -> None:
             _verbatim(value)
 
 
+class _InMemoryBytecode(BytecodeCache):
+    """Jinja's compiled templates, kept in memory and shared by environments alike."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if (code := self._code.get(bucket.key)) is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
 class Renderer:
     """Renders templates in any language of ``catalogues``: one pair of Jinja environments
     (Block Kit and terminal text) per language, made the first time it is asked for."""
@@ -205,6 +220,9 @@ class Renderer:
         self._loader = FileSystemLoader(str(templates))
         self.catalogues = catalogues or Catalogues.load()
         self._envs: dict[tuple[str, bool], Environment] = {}
+        # Compiled once for all languages: the environments of one kind differ only in
+        # their globals and filters, which compiled code looks up when it runs.
+        self._compiled = {True: _InMemoryBytecode(), False: _InMemoryBytecode()}
 
     def _env(self, lang: str, blocks: bool) -> Environment:
         key = (lang if lang in self.catalogues.by_language else ENGLISH, blocks)
@@ -221,6 +239,7 @@ class Renderer:
             "lstrip_blocks": True,
             "keep_trailing_newline": False,
             "extensions": ["jinja2.ext.i18n", "jinja2.ext.do"],
+            "bytecode_cache": self._compiled[blocks],
         }
         if blocks:
             # autoescape=True only so that macro output comes back as Markup (passed
@@ -262,6 +281,15 @@ class Renderer:
             bold=bold,
         )
         return env
+
+    def warm(self, lang: str) -> None:
+        """Compile every template now (about half a second), not under the first burst
+        of requests: a server calls this before it listens."""
+        for blocks in (True, False):
+            env = self._env(lang, blocks)
+            for name in env.list_templates(extensions=["j2"]):
+                if name.endswith(".txt.j2") != blocks:
+                    env.get_template(name)
 
     def _doc(self, name: str, lang: str, context: dict[str, Any]) -> dict[str, Any]:
         source = self._env(lang, True).get_template(f"{name}.json.j2").render(**context)

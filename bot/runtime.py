@@ -17,8 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import httpx
+import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.authorization.async_single_team_authorization import (
+    AsyncSingleTeamAuthorization,
+)
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,6 +39,7 @@ from .db.shared_reads import (
 )
 from .iot.client import IotClient, RetryPolicy
 from .iot.credentials import Credential, CredentialSource, DefaultCredentialChain, StaticCredentials
+from .iot.http import IotHttp
 from .iot.push import PushSubscription, PushTarget
 from .iot.quota import SlidingWindowLimiter
 from .iot.service import LISTING_SECONDS, OtaService
@@ -43,7 +47,9 @@ from .metrics import Metrics
 from .render import Renderer
 from .slack.access import Admins, Policy
 from .slack.action_record import report_interrupted_forever
+from .slack.answering import Answering
 from .slack.deps import Deps
+from .slack.errors import Unexpected
 from .slack.kept import Kept
 from .slack.language import Languages
 from .slack.slack_calls import SlackCallCounter
@@ -54,13 +60,14 @@ from .watch.watcher import Watcher, WatchSettings
 if TYPE_CHECKING:
     from .emulator import IotEmulator
 
+ANSWERS_DRAIN_SECONDS = 10.0  # at shutdown, for answers already under way
 log = logging.getLogger("otajob")
 
 
 @dataclass
 class IotParts:
     client: IotClient
-    http: httpx.AsyncClient
+    http: IotHttp
     limiter: SlidingWindowLimiter
     demo: bool
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -97,13 +104,7 @@ async def build_iot(
         credentials = StaticCredentials(Credential(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET))
         log.info("demo mode: answering from the built-in IoT emulator at %s", endpoint)
         push_url = await emulator.start_push()
-    http = httpx.AsyncClient(
-        timeout=settings.iot_timeout_seconds,
-        # No cap on connections: a call must go out when the limiter lets it go, not
-        # wait in a pool (the limiter assumes it reaches the gateway soon after).
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
-        headers={"user-agent": "otajob/0.1"},
-    )
+    http = IotHttp(settings.iot_timeout_seconds, endpoint)
     # Watchers may use WATCH_QPS_SHARE of the quota, so people's queries stay fast.
     background_limit = max(1, int(settings.iot_qps * background_share))
     if shared_quota is not None:  # every replica on this database: one window
@@ -157,6 +158,18 @@ class Runtime:
     built_at: float = field(default_factory=time.time)
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
+    async def warm(self) -> None:
+        """Before a server listens: what the first burst of requests would otherwise all
+        wait on. Templates are compiled, and Bolt is told who the token is (its
+        authorization asks auth.test on every request until one answer is in: 200 at a
+        cold start)."""
+        self.deps.renderer.warm(self.settings.otajob_language)
+        for middleware in self.app._async_middleware_list:  # pinned Bolt; tests/test_server
+            if isinstance(middleware, AsyncSingleTeamAuthorization):
+                # On failure Bolt asks again per request, as before; /readyz says why.
+                with contextlib.suppress(Exception):
+                    middleware.auth_test_result = await self.app.client.auth_test()
+
     def start(self) -> None:
         """Start background work: the watcher's poll loop, and reporting write actions
         that a crash interrupted (at start, then every minute)."""
@@ -173,9 +186,14 @@ class Runtime:
                 await task
         if self.push is not None:
             await self.push.stop()
+        # Answers to people already acknowledged finish first: they still need the API,
+        # Slack and the database.
+        await self.deps.answering.drain(ANSWERS_DRAIN_SECONDS)
         await self.deps.watcher.stop()  # lets polls and posts under way finish
         await self.store.close()
         await self.iot.aclose()
+        if self.app.client.session is not None:
+            await self.app.client.session.close()
         if self.lock is not None:
             self.lock.release()
 
@@ -198,10 +216,15 @@ async def build_runtime(
         metrics=metrics,
         shared_quota=shared,
     )
+    # One aiohttp session for every Web API call (Bolt hands each request a client on
+    # it): connections are kept alive, where slack_sdk alone opens a session per call.
+    token = settings.slack_bot_token.get_secret_value()
     app = AsyncApp(
-        token=settings.slack_bot_token.get_secret_value(),
+        client=AsyncWebClient(token=token, session=aiohttp.ClientSession()),
         signing_secret=settings.slack_signing_secret.get_secret_value(),
-        process_before_response=False,  # ack first, answer through respond() after
+        # A listener's work runs apart from the request (slack/answering.py): Bolt answers
+        # Slack as soon as the listener acks, without looking for the ack every 10 ms.
+        process_before_response=True,
     )
     configure_web_client(app.client, settings, metrics)
     service = OtaService(
@@ -238,6 +261,7 @@ async def build_runtime(
     policy = Policy.from_settings(settings)
     if policy.actions and not policy.admins:
         log.warning("OTAJOB_ACTIONS is set but OTAJOB_ADMINS is empty: nobody can use them")
+    languages = Languages(settings.otajob_language, app.client, watcher.channel_language)
     deps = Deps(
         service=service,
         renderer=renderer,
@@ -246,8 +270,9 @@ async def build_runtime(
         poster=poster,
         client=app.client,
         admins=Admins(policy, app.client),
-        languages=Languages(settings.otajob_language, app.client, watcher.channel_language),
+        languages=languages,
         kept=Kept(store),
+        answering=Answering(Unexpected(renderer, languages, demo=iot.demo)),
         demo=iot.demo,
     )
     register_all(app, deps, policy)

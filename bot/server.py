@@ -128,6 +128,7 @@ async def serve(
     ``on_listening`` runs once the port is open."""
     settings = runtime.settings
     mode = "socket" if settings.slack_app_token else "http"
+    await runtime.warm()
     runner = web.AppRunner(build_web_app(runtime, mode=mode, mount=mount))
     await runner.setup()
     await web.TCPSite(runner, host, settings.port).start()

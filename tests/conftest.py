@@ -11,12 +11,12 @@ import tempfile
 # Alibaba's default credential chain may ask the ECS metadata service; never from tests.
 os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
 
-import httpx
 import pytest
 
 from bot.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, IotEmulator
 from bot.iot.client import IotClient, RetryPolicy
 from bot.iot.credentials import Credential, StaticCredentials
+from bot.iot.http import IotHttp
 from bot.iot.quota import SlidingWindowLimiter
 from fakes import FakeSlack
 from tests.helpers import CREDENTIAL, TEST_KEY_ID, TEST_KEY_SECRET, start_runtime
@@ -82,7 +82,7 @@ async def fake_slack(request):
 @pytest.fixture
 async def make_client(emulator):
     """Build IotClients against the emulator; closes their HTTP clients afterwards."""
-    opened: list[httpx.AsyncClient] = []
+    opened: list[IotHttp] = []
 
     def make(
         *,
@@ -92,7 +92,7 @@ async def make_client(emulator):
         timeout: float = 5.0,
         credential: Credential = CREDENTIAL,
     ) -> IotClient:
-        http = httpx.AsyncClient(timeout=timeout)
+        http = IotHttp(timeout, emulator.base_url)
         opened.append(http)
         return IotClient(
             http,

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.config import Settings, load_settings
 from bot.emulator import IotEmulator
@@ -64,8 +65,19 @@ async def start_runtime(emulator: IotEmulator, fake_slack: FakeSlack, **settings
 
 
 # Set by .ci/run when the machine's PostgreSQL could be started; the PostgreSQL variants
-# of the store and lifecycle tests skip without it (the SQLite ones always run).
+# of the store and lifecycle tests skip without it (the SQLite ones always run), except
+# under CI, where a missing PostgreSQL fails them: replicas must be proven there.
 POSTGRES_URL = os.environ.get("OTAJOB_TEST_POSTGRES_URL")
+
+
+def need_postgres() -> str:
+    """The test database's URL; without one, skip the test (fail it under CI=true)."""
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    why = "no PostgreSQL here (.ci/run starts one when the machine has it)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{why}; under CI the PostgreSQL tests must run", pytrace=False)
+    pytest.skip(why)
 
 
 async def fresh_postgres(url: str) -> str:

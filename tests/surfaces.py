@@ -23,8 +23,8 @@ def slack(fake_slack, **workspace) -> Inbound:
     return Inbound(fake_slack, SIGNING_SECRET, **workspace)
 
 
-# Bolt acks first and runs the listeners after, in tasks of their own
-# (process_before_response=False). Every task started while a request is dispatched, and
+# The app acks first and runs each listener's work after, in a task of its own
+# (bot/slack/answering.py). Every task started while a request is dispatched, and
 # every task those start in turn (they inherit the context), is a request's work:
 # handled() waits for all of it.
 _in_request: contextvars.ContextVar[bool] = contextvars.ContextVar("in_request", default=False)

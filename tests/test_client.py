@@ -233,3 +233,17 @@ async def test_a_write_that_never_left_did_not_run(make_client, emulator) -> Non
     with pytest.raises(IotTransportError) as info:
         await client.cancel_tasks(JOB, frozenset({"queued"}))
     assert info.value.code == "ConnectionError" and info.value.may_have_run is False
+
+
+def test_the_environment_proxy_is_read_once_for_the_endpoint(monkeypatch) -> None:
+    """HTTPS_PROXY applies to the endpoint unless NO_PROXY names it, as httpx reads it."""
+    from bot.iot.http import _env_proxy
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    proxy = _env_proxy("https://iot.cn-shanghai.aliyuncs.com/")
+    assert proxy is not None and proxy.url.host == "proxy.example"
+    monkeypatch.setenv("NO_PROXY", "aliyuncs.com")
+    assert _env_proxy("https://iot.cn-shanghai.aliyuncs.com/") is None
+    assert _env_proxy("http://127.0.0.1:9/") is None  # no HTTP_PROXY set

@@ -11,7 +11,6 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
 from tenacity import AsyncRetrying, RetryCallState
@@ -20,6 +19,7 @@ from bot.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_SECURI
 from bot.iot.client import IotClient, RetryPolicy, _WaitRetryAfterOrBackoff
 from bot.iot.credentials import Credential, StaticCredentials
 from bot.iot.errors import IotBadResponse, IotError, IotThrottled, IotTransportError
+from bot.iot.http import IotHttp
 from bot.iot.quota import SlidingWindowLimiter
 from tests.helpers import CREDENTIAL
 
@@ -65,7 +65,7 @@ async def server():
 
 @pytest.fixture
 async def client_for(server):
-    opened: list[httpx.AsyncClient] = []
+    opened: list[IotHttp] = []
 
     def make(
         retry: RetryPolicy | None = None,
@@ -73,7 +73,7 @@ async def client_for(server):
         credential: Credential = CREDENTIAL,
         signature: str = "v3",
     ) -> IotClient:
-        http = httpx.AsyncClient(timeout=5.0)
+        http = IotHttp(5.0, server.url)
         opened.append(http)
         return IotClient(
             http,

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from bot.emulator import fixtures
-from tests.helpers import POSTGRES_URL, fresh_postgres, start_runtime, wait_until
+from tests.helpers import POSTGRES_URL, fresh_postgres, need_postgres, start_runtime, wait_until
 from tests.surfaces import (
     buttons,
     click,
@@ -124,8 +124,7 @@ async def test_a_retry_reaching_another_replica_is_answered_once(
 ):
     """Two replicas on one PostgreSQL: the retry of an event one of them answered, landing
     on the other, is not answered again (SQLite serves one process: test_one_process.py)."""
-    if not POSTGRES_URL:
-        pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")
+    need_postgres()
     emulator.qps = 0
     url = await fresh_postgres(POSTGRES_URL)
     one = await start_runtime(emulator, fake_slack, DATABASE_URL=url, IOT_QPS="1000")

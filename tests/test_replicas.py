@@ -16,7 +16,7 @@ from bot.emulator import fixtures
 from bot.iot.models import JobResult
 from bot.iot.quota import Priority
 from bot.slack.triage import PageRef
-from tests.helpers import POSTGRES_URL, fresh_postgres, start_runtime
+from tests.helpers import POSTGRES_URL, fresh_postgres, need_postgres, start_runtime
 from tests.surfaces import click, dump, handled
 
 pytestmark = pytest.mark.xdist_group("postgres")  # the PostgreSQL tests share one database
@@ -25,8 +25,7 @@ QPS = 10
 
 @pytest.fixture
 async def database(postgres_turn):
-    if not POSTGRES_URL:
-        pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")
+    need_postgres()
     store = await Store.open(await fresh_postgres(POSTGRES_URL))
     yield store
     await store.close()

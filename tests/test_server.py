@@ -150,3 +150,37 @@ def test_cli_bad_job_id_exits_2() -> None:
     """A malformed JobId is refused before any call, with what to type instead."""
     result = run_cli("job", "wahVIzGkCMuAUE2gDERM02****", env=clean_env())
     assert result.returncode == 2 and "masked examples" in result.stderr
+
+
+async def test_a_warm_runtime_asks_who_its_token_is_once(emulator, fake_slack) -> None:
+    """Before listening the server tells Bolt who the token is: a burst of 20 commands at
+    a cold start costs one auth.test, not one each (Bolt asks until an answer is in)."""
+    from tests.surfaces import command, handled
+
+    runtime = await start_runtime(emulator, fake_slack)
+    try:
+        await runtime.warm()
+        responses = await asyncio.gather(
+            *(command(runtime, fake_slack, JOB, key=f"w{i}") for i in range(20))
+        )
+        assert all(r.status == 200 for r in responses)
+        await handled()
+        assert len(fake_slack.calls_to("auth.test")) == 1
+    finally:
+        await runtime.aclose()
+
+
+async def test_shutdown_lets_acknowledged_answers_finish(emulator, fake_slack) -> None:
+    """A command acknowledged just before SIGTERM still gets its card: closing the
+    runtime waits for the answers under way before the clients close."""
+    from tests.surfaces import command
+
+    runtime = await start_runtime(emulator, fake_slack)
+    emulator.latency = 0.5  # the read is still under way when the runtime closes
+    try:
+        response = await command(runtime, fake_slack, JOB, key="late")
+        assert response.status == 200
+    finally:
+        await runtime.aclose()
+    (card, *_) = fake_slack.posts_to("late")
+    assert "firmware2" in json.dumps(card.body)

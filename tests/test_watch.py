@@ -10,7 +10,7 @@ import pytest
 
 from bot.emulator import fixtures
 from bot.iot.quota import Priority
-from tests.helpers import POSTGRES_URL, fresh_postgres, start_runtime, wait_until
+from tests.helpers import POSTGRES_URL, fresh_postgres, need_postgres, start_runtime, wait_until
 from tests.surfaces import answer, click, command
 
 JOB = "WatchJob00000000000000001"
@@ -58,8 +58,7 @@ async def test_full_lifecycle(runtime, fake_slack, emulator):
 @pytest.mark.xdist_group("postgres")  # the PostgreSQL tests share one database
 async def test_full_lifecycle_on_postgresql(emulator, fake_slack, postgres_turn):
     """The same lifecycle with the watches in PostgreSQL."""
-    if not POSTGRES_URL:
-        pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")
+    need_postgres()
     emulator.add_job(fixtures.make_job(JOB, JobStatus="PLANNED", UtcStartTime=None))
     built = await start_runtime(
         emulator, fake_slack, DATABASE_URL=await fresh_postgres(POSTGRES_URL)

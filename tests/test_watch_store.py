@@ -11,7 +11,7 @@ from bot.db.migrations import MIGRATIONS
 from bot.db.schema import ACTIVE, ENDED, PAUSED, schema_version, watches
 from bot.db.store import Store
 from bot.db.watches import WatchChange
-from tests.helpers import POSTGRES_URL, fresh_postgres
+from tests.helpers import POSTGRES_URL, fresh_postgres, need_postgres
 
 
 # The PostgreSQL variants share one database, emptied by each: never two at once (one
@@ -22,8 +22,7 @@ from tests.helpers import POSTGRES_URL, fresh_postgres
 async def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/w.db"
-    if not POSTGRES_URL:
-        pytest.skip("no PostgreSQL here (.ci/run starts one when the machine has it)")
+    need_postgres()
     request.getfixturevalue("postgres_turn")
     return await fresh_postgres(POSTGRES_URL)
 

@@ -75,6 +75,20 @@ class PollRepository(Repository):
             )
         return result.rowcount == 1
 
+    async def extend_claim(
+        self, job_id: str, instance_id: str | None, claimed_until: float, until: float
+    ) -> bool:
+        """Hold a claimed poll until ``until``, if the claim is still the one taken (to
+        ``claimed_until``): a poll slower than its lease (a slow Slack) is not taken over
+        by another replica while it still posts. False once anything else moved it."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(polls)
+                .where(_key(job_id, instance_id), polls.c.next_poll_at == claimed_until)
+                .values(next_poll_at=until)
+            )
+        return result.rowcount == 1
+
     async def next_due(self) -> float | None:
         """When the next wanted poll is due (None: nothing is watched)."""
         query = select(func.min(polls.c.next_poll_at)).where(_wanted())

@@ -71,6 +71,8 @@ class AcsSignatureAuth(httpx.Auth):
             query = signing.canonical_query(
                 signing.v2_sign(method=request.method, params=dict(params), **common)
             )
-        # What was signed is byte for byte what is sent.
-        request.url = request.url.copy_with(query=query.encode("ascii"))
+        # What was signed is byte for byte what is sent (a V3 query is canonical already:
+        # the URL is not parsed again for nothing).
+        if query.encode("ascii") != request.url.query:
+            request.url = request.url.copy_with(query=query.encode("ascii"))
         yield request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -36,6 +37,7 @@ from .errors import (
     IotUnavailable,
     api_error,
 )
+from .http import IotHttp
 from .quota import Priority, SlidingWindowLimiter
 
 API_VERSION = "2018-01-20"
@@ -229,7 +231,7 @@ def outcome_of(error: IotError) -> str:
 
 
 class Transport:
-    """Calls IoT Platform API actions over httpx.AsyncClient.
+    """Calls IoT Platform API actions over IotHttp (httpx requests, aiohttp's connection).
 
     Each attempt takes a slot from the account's quota limiter, is signed afresh (new
     nonce, new timestamp) and is classified into a typed error. Throttling, 5xx, timeouts
@@ -241,7 +243,7 @@ class Transport:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: IotHttp,
         credentials: CredentialSource,
         *,
         endpoint: str,
@@ -256,6 +258,7 @@ class Transport:
         self._metrics = metrics
         self._credentials = credentials
         self._endpoint = endpoint.rstrip("/") + "/"
+        self._base_url = httpx.URL(self._endpoint)  # parsed once: each call adds a query
         # One limiter per client, that is per credential source: the quota belongs to the
         # account, and a role's temporary AccessKeyIds rotate while the account stays.
         self._limiter = limiter
@@ -313,7 +316,7 @@ class Transport:
             raise IotCredentialsError(
                 "CredentialsUnavailable", f"{type(exc).__name__}: {exc}"
             ) from None
-        url = httpx.URL(self._endpoint).copy_with(
+        url = self._base_url.copy_with(
             query=signing.canonical_query(params).encode("ascii") or None
         )
         auth = AcsSignatureAuth(
@@ -369,7 +372,9 @@ class Transport:
     async def _send(self, url: httpx.URL, auth: httpx.Auth) -> httpx.Response:
         """POST and read the whole answer. Streamed, so a body that does not decode (a
         Content-Encoding it does not follow) still has its status and headers."""
-        async with self._http.stream("POST", url, auth=auth) as response:
+        request = next(auth.auth_flow(self._http.request("POST", url)))  # no I/O: one step
+        response = await self._http.send(request)
+        async with contextlib.aclosing(response):
             try:
                 await response.aread()
             except httpx.DecodingError as exc:  # a RequestError, yet no TransportError

@@ -66,6 +66,7 @@ def on_click(
         handler: Callable[[R, Click], Awaitable[None]],
     ) -> Callable[[R, Click], Awaitable[None]]:
         @app.action(action_id)
+        @deps.answering.after_ack
         async def listener(
             ack: AsyncAck,
             action: dict[str, Any],

@@ -25,6 +25,7 @@ ROUTES: dict[type, Any] = {
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.command("/otajob")
+    @deps.answering.after_ack
     async def otajob(
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: Any
     ) -> None:

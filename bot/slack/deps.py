@@ -13,6 +13,7 @@ from ..render import Renderer
 from ..watch.poster import SlackPoster
 from ..watch.watcher import Watcher
 from .access import Admins
+from .answering import Answering
 from .kept import Kept
 from .language import Languages
 
@@ -30,4 +31,5 @@ class Deps:
     admins: Admins
     languages: Languages
     kept: Kept  # what the surfaces keep between requests
+    answering: Answering  # each listener's work after its ack
     demo: bool = False  # every message says it shows demo data

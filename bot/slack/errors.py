@@ -9,16 +9,25 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
+from ..render import Renderer
 from .deps import Deps
+from .language import Languages
 from .replies import ephemeral
 
 log = logging.getLogger("otajob.errors")
 
 
-def register(app: AsyncApp, deps: Deps) -> None:
-    @app.error
-    async def unexpected(
-        error: Exception, body: dict[str, Any], respond: AsyncRespond | None
+class Unexpected:
+    """Reports an exception: Bolt's error handler (raised before the ack) and the
+    answering tasks' (raised after it) are this one."""
+
+    def __init__(self, renderer: Renderer, languages: Languages, *, demo: bool) -> None:
+        self._renderer = renderer
+        self._languages = languages
+        self._demo = demo
+
+    async def __call__(
+        self, error: Exception, body: dict[str, Any], respond: AsyncRespond | None
     ) -> None:
         error_id = uuid.uuid4().hex[:10]
         kind = body.get("type") or ("command" if body.get("command") else "request")
@@ -42,11 +51,19 @@ def register(app: AsyncApp, deps: Deps) -> None:
         user = str(
             (user.get("id") if isinstance(user, dict) else None) or body.get("user_id") or ""
         )
-        lang = deps.languages.known(user) or deps.languages.default
-        message = deps.renderer.render(
-            "unexpected", lang=lang, error_id=error_id, slack_error=slack_error, demo=deps.demo
+        lang = self._languages.known(user) or self._languages.default
+        message = self._renderer.render(
+            "unexpected", lang=lang, error_id=error_id, slack_error=slack_error, demo=self._demo
         )
         try:
             await ephemeral(respond)(message)
         except Exception:  # the funnel itself must never raise
             log.exception("error_id=%s could not be reported to the user", error_id)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    @app.error
+    async def unexpected(
+        error: Exception, body: dict[str, Any], respond: AsyncRespond | None
+    ) -> None:
+        await deps.answering.report(error, body, respond)

@@ -190,6 +190,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         await open_cancel_dialog(deps, click.client, ref, click.asker, click.trigger_id, say)
 
     @app.view(CANCEL_CALLBACK)
+    @deps.answering.after_ack
     async def cancel_confirmed(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:

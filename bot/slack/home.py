@@ -162,6 +162,7 @@ async def _publish(
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.event("app_home_opened")
+    @deps.answering.after_ack
     async def home_opened(
         body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
     ) -> None:
@@ -170,6 +171,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await publish_home(deps, client, user_id, refresh=True, debounce=deps.kept.home_opened)
 
     @app.action("home_refresh")
+    @deps.answering.after_ack
     async def home_refresh(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         user_id = str((body.get("user") or {}).get("id"))
@@ -178,5 +180,6 @@ def register(app: AsyncApp, deps: Deps) -> None:
         )
 
     @app.action("home_open")
+    @deps.answering.after_ack
     async def home_open(ack: AsyncAck) -> None:
         await ack()  # a link button: Slack opens the card; nothing to do here

@@ -93,6 +93,7 @@ async def answer_mention(deps: Deps, client: AsyncWebClient, event: dict[str, An
 
 def register(app: AsyncApp, deps: Deps) -> None:
     @app.event("app_mention")
+    @deps.answering.after_ack
     async def mentioned(
         body: dict[str, Any], event: dict[str, Any], client: AsyncWebClient
     ) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..db import ACTIVE, Store
 from ..iot.errors import IotError, error_kind
@@ -16,6 +17,15 @@ from .lifecycle import Lifecycle
 from .live import FIRST_IN_LINE_SECONDS
 
 log = logging.getLogger("otajob.watch")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A poll taken until ``until`` (the clock's seconds), for ``lease`` seconds at a time."""
+
+    key: tuple[str, str | None]
+    until: float
+    lease: float
 
 
 class Scheduler:
@@ -107,7 +117,10 @@ class Scheduler:
             key = (poll.job_id, poll.instance_id)
             if key in self._inflight or not await self.store.claim_poll(poll, now, lease):
                 continue
-            task = asyncio.create_task(self._poll(poll.job_id, poll.instance_id, poll.errors))
+            claim = Claim(key, now + lease, lease)
+            task = asyncio.create_task(
+                self._poll(poll.job_id, poll.instance_id, poll.errors, claim)
+            )
             self._inflight[key] = task
             self._reading.add(key)
             task.add_done_callback(lambda _, key=key: self._poll_done(key))
@@ -136,13 +149,36 @@ class Scheduler:
         if any(key[0] == job_id for key in self._inflight):
             self._again.add(job_id)
 
-    async def _poll(self, job_id: str, instance_id: str | None, errors: int) -> None:
+    async def _poll(
+        self, job_id: str, instance_id: str | None, errors: int, claim: Claim | None = None
+    ) -> None:
+        keeping = asyncio.create_task(self._keep(claim)) if claim is not None else None
         try:
             await self.poll(job_id, instance_id, errors)
         except Exception:
             log.exception("poll of %s failed", job_id, extra={"job_id": job_id})
             with contextlib.suppress(Exception):
                 await self.budget.record_error(job_id, instance_id, errors)
+        finally:
+            if keeping is not None:
+                keeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeping
+
+    async def _keep(self, claim: Claim) -> None:
+        """Renew the claim every third of its lease while the poll runs: only a poller
+        that died lets it run out (then another replica takes the poll over)."""
+        until = claim.until
+        while True:
+            await asyncio.sleep(claim.lease / 3)
+            renewed = self._clock() + claim.lease
+            try:
+                if not await self.store.extend_claim(*claim.key, until, renewed):
+                    return  # the poll recorded its next time, or a push asked for one
+            except Exception:
+                log.warning("renewing the claim of %s failed", claim.key[0], exc_info=True)
+                continue
+            until = renewed
 
     async def poll(self, job_id: str, instance_id: str | None, errors: int = 0) -> None:
         if not await self.store.live_watches(job_id=job_id, instance_id=instance_id, state=ACTIVE):
