@@ -282,3 +282,17 @@ async def test_missing_credentials_are_explained(emulator, fake_slack):
     assert "found no usable Alibaba Cloud credentials" in dump(post)
     assert "CredentialsUnavailable" in dump(post)
     assert emulator.count("QueryOTAJob") == 0
+
+
+def test_every_listener_acks_before_its_work(runtime) -> None:
+    """Bolt answers Slack only when a listener returns (process_before_response): one
+    registered without Answering.after_ack would hold the acknowledgement for its whole
+    work. Every listener the app registers is wrapped."""
+    listeners = runtime.app._async_listeners  # pinned Bolt: its list of listeners
+    assert listeners
+    unwrapped = [
+        x.ack_function.__name__
+        for x in listeners
+        if not getattr(x.ack_function, "acks_first", False)
+    ]
+    assert unwrapped == []

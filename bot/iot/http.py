@@ -18,6 +18,8 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+HEADERS = {"user-agent": "otajob/0.1"}
+
 
 class _Transport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -71,6 +73,3 @@ class IotHttp:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
-
-
-HEADERS = {"user-agent": "otajob/0.1"}

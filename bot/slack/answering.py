@@ -56,6 +56,7 @@ class Answering:
             await acked  # re-raises what the listener raised before its ack
 
         run.__name__ = run.__qualname__ = listener.__name__  # Bolt's log lines name it
+        run.acks_first = True  # type: ignore[attr-defined]  # (tests/test_slack_app.py)
         return run
 
     async def _work(

@@ -117,10 +117,7 @@ class Scheduler:
             key = (poll.job_id, poll.instance_id)
             if key in self._inflight or not await self.store.claim_poll(poll, now, lease):
                 continue
-            claim = Claim(key, now + lease, lease)
-            task = asyncio.create_task(
-                self._poll(poll.job_id, poll.instance_id, poll.errors, claim)
-            )
+            task = asyncio.create_task(self._poll(Claim(key, now + lease, lease), poll.errors))
             self._inflight[key] = task
             self._reading.add(key)
             task.add_done_callback(lambda _, key=key: self._poll_done(key))
@@ -149,10 +146,9 @@ class Scheduler:
         if any(key[0] == job_id for key in self._inflight):
             self._again.add(job_id)
 
-    async def _poll(
-        self, job_id: str, instance_id: str | None, errors: int, claim: Claim | None = None
-    ) -> None:
-        keeping = asyncio.create_task(self._keep(claim)) if claim is not None else None
+    async def _poll(self, claim: Claim, errors: int) -> None:
+        job_id, instance_id = claim.key
+        keeping = asyncio.create_task(self._keep(claim))
         try:
             await self.poll(job_id, instance_id, errors)
         except Exception:
@@ -160,10 +156,9 @@ class Scheduler:
             with contextlib.suppress(Exception):
                 await self.budget.record_error(job_id, instance_id, errors)
         finally:
-            if keeping is not None:
-                keeping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeping
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
 
     async def _keep(self, claim: Claim) -> None:
         """Renew the claim every third of its lease while the poll runs: only a poller
